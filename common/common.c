@@ -1,0 +1,285 @@
+/* common.c - errors, secret memory and careful file I/O; see common.h. */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void ovc_err_clear(ovc_err *e)
+{
+	if (e) {
+		e->code = 0;
+		e->msg[0] = '\0';
+	}
+}
+
+int ovc_err_set(ovc_err *e, int code, const char *fmt, ...)
+{
+	if (e) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+		va_end(ap);
+		e->code = code;
+	}
+	return code;
+}
+
+int ovc_err_wrap(ovc_err *e, int code, const char *fmt, ...)
+{
+	char prefix[128], old[sizeof(e->msg)];
+	va_list ap;
+
+	if (!e)
+		return code;
+	va_start(ap, fmt);
+	vsnprintf(prefix, sizeof(prefix), fmt, ap);
+	va_end(ap);
+	memcpy(old, e->msg, sizeof(old));
+	/* Truncation is acceptable: a message is for people. */
+	size_t pl = strnlen(prefix, sizeof(prefix)), room = sizeof(e->msg) - 1;
+	if (pl > room)
+		pl = room;
+	memcpy(e->msg, prefix, pl);
+	size_t ol = strnlen(old, sizeof(old));
+	if (ol > room - pl)
+		ol = room - pl;
+	memcpy(e->msg + pl, old, ol);
+	e->msg[pl + ol] = '\0';
+	if (!e->code)
+		e->code = code;
+	return e->code;
+}
+
+int ovc_common_init(void)
+{
+	return sodium_init() < 0 ? -ENOSYS : 0;
+}
+
+void *ovc_secret_alloc(size_t len)
+{
+	void *p = sodium_malloc(len ? len : 1);
+	if (p)
+		sodium_memzero(p, len ? len : 1);
+	return p;
+}
+
+void ovc_secret_free(void *p)
+{
+	sodium_free(p); /* wipes before it unmaps; NULL is fine */
+}
+
+/* A size prefix in front of every block lets the free wipe all of it. The
+ * prefix is 16 bytes to keep the caller's pointer max-aligned. */
+#define WIPE_HDR 16
+
+void *ovc_wipe_malloc(size_t len)
+{
+	uint8_t *p;
+
+	if (len > SIZE_MAX - WIPE_HDR)
+		return NULL;
+	p = malloc(len + WIPE_HDR);
+	if (!p)
+		return NULL;
+	memcpy(p, &len, sizeof(len));
+	return p + WIPE_HDR;
+}
+
+void ovc_wipe_free(void *q)
+{
+	uint8_t *p;
+	size_t len;
+
+	if (!q)
+		return;
+	p = (uint8_t *)q - WIPE_HDR;
+	memcpy(&len, p, sizeof(len));
+	sodium_memzero(p, len + WIPE_HDR);
+	free(p);
+}
+
+int ovc_pread_full(int fd, void *buf, size_t len, off_t off)
+{
+	uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+int ovc_pwrite_full(int fd, const void *buf, size_t len, off_t off)
+{
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+int ovc_read_file(const char *path, size_t max, int secret, uint8_t **out,
+		  size_t *len)
+{
+	struct stat st;
+	uint8_t *buf = NULL;
+	size_t cap, used = 0;
+	int fd, rc = 0;
+
+	*out = NULL;
+	*len = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		rc = -EISDIR;
+		goto out;
+	}
+	/* Size from fstat when it is a regular file, else read until EOF. */
+	cap = S_ISREG(st.st_mode) ? (size_t)st.st_size : 4096;
+	if (cap > max) {
+		rc = -EFBIG;
+		goto out;
+	}
+	for (;;) {
+		uint8_t *nb;
+		ssize_t n;
+
+		if (!buf || used == cap) {
+			size_t ncap = buf ? cap * 2 : cap + 1;
+			if (buf && cap >= max + 1) {
+				rc = -EFBIG;
+				goto out;
+			}
+			if (ncap > max + 1)
+				ncap = max + 1;
+			nb = secret ? ovc_wipe_malloc(ncap + 1) : malloc(ncap + 1);
+			if (!nb) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			if (buf) {
+				memcpy(nb, buf, used);
+				if (secret)
+					ovc_wipe_free(buf);
+				else
+					free(buf);
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		n = read(fd, buf + used, cap - used);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		used += (size_t)n;
+		if (used > max) {
+			rc = -EFBIG;
+			goto out;
+		}
+	}
+	buf[used] = '\0';
+	*out = buf;
+	*len = used;
+	buf = NULL;
+out:
+	if (buf) {
+		if (secret)
+			ovc_wipe_free(buf);
+		else
+			free(buf);
+	}
+	close(fd);
+	return rc;
+}
+
+int ovc_fsync_parent(const char *path)
+{
+	char tmp[PATH_MAX];
+	int fd, rc = 0;
+
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(dirname(tmp), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+int ovc_write_file_atomic(const char *path, const void *data, size_t len,
+			  mode_t mode, int excl)
+{
+	char tmp[PATH_MAX];
+	unsigned char rnd[6];
+	int fd, rc;
+
+	randombytes_buf(rnd, sizeof(rnd));
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp-%02x%02x%02x%02x%02x%02x", path,
+		     rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]) >=
+	    (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  mode);
+	if (fd < 0)
+		return -errno;
+	rc = ovc_pwrite_full(fd, data, len, 0);
+	if (!rc && fchmod(fd, mode) < 0) /* umask must not widen or narrow it */
+		rc = -errno;
+	if (!rc && fsync(fd) < 0)
+		rc = -errno;
+	if (close(fd) < 0 && !rc)
+		rc = -errno;
+	if (!rc) {
+		if (excl) {
+			if (link(tmp, path) < 0)
+				rc = -errno;
+			unlink(tmp);
+		} else if (rename(tmp, path) < 0) {
+			rc = -errno;
+		}
+	}
+	if (rc) {
+		unlink(tmp);
+		return rc;
+	}
+	return ovc_fsync_parent(path);
+}
