@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <cjson/cJSON.h>
 #include <libgen.h>
 #include <limits.h>
 #include <sodium.h>
@@ -61,7 +62,14 @@ int ovc_err_wrap(ovc_err *e, int code, const char *fmt, ...)
 
 int ovc_common_init(void)
 {
-	return sodium_init() < 0 ? -ENOSYS : 0;
+	cJSON_Hooks hooks = { .malloc_fn = ovc_wipe_malloc, .free_fn = ovc_wipe_free };
+
+	if (sodium_init() < 0)
+		return -ENOSYS;
+	/* Process-wide: every cJSON tree, in every module, is allocated and
+	 * freed by the wiping pair, so no two allocators ever mix. */
+	cJSON_InitHooks(&hooks);
+	return 0;
 }
 
 void *ovc_secret_alloc(size_t len)

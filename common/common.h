@@ -81,7 +81,10 @@ static inline uint32_t ovc_le32_get(const uint8_t *p)
  * memory (sodium_malloc), or NULL. ovc_secret_free() wipes and frees it
  * (NULL is fine). Use it for keys, passphrases and decrypted key material
  * only: each allocation costs guard pages and counts against RLIMIT_MEMLOCK.
- * ovc_common_init() must have been called once (it calls sodium_init()).
+ * ovc_common_init() must have been called once, at the start of main and
+ * before any thread starts: it calls sodium_init() and installs the wiping
+ * allocator below as cJSON's (cJSON_InitHooks is process-wide), so no cJSON
+ * tree anywhere leaves secrets in freed memory. Returns 0 or -ENOSYS.
  */
 int ovc_common_init(void);
 void *ovc_secret_alloc(size_t len);
