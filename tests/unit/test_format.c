@@ -185,6 +185,7 @@ static void test_layout(void **state)
 	assert_int_equal(ovc_layout_plain_size(120 + 28, &plain, &n, &e), 0);
 	assert_int_equal(plain, 0);
 	assert_true(ovc_layout_backing_size(OVC_MAX_PLAIN_SIZE) <= (uint64_t)INT64_MAX);
+	assert_true(OVC_MAX_PLAIN_SIZE == 9160749724286410752ull); /* docs/file-format.md */
 }
 
 static void test_block_tamper(void **state)

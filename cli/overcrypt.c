@@ -1,0 +1,767 @@
+/*
+ * overcrypt - the user's command. This release: the offline commands
+ * keygen, encrypt, decrypt, inspect and enroll (see overcrypt(1)).
+ *
+ * Exit status: 0 success, 1 the work failed, 2 bad usage.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "cli/cli_util.h"
+#include "common/common.h"
+#include "crypto/blockfile.h"
+#include "crypto/keys.h"
+#include "crypto/keystore.h"
+
+#define OVC_VERSION_TEXT "overcrypt 0.1.0"
+#define CHUNK (256u * 1024)
+
+static int help_keygen(void)
+{
+	puts("Usage: overcrypt keygen -o KEYFILE\n"
+	     "Create a new asset key with a new key id in KEYFILE (mode 0600; an\n"
+	     "existing file is not overwritten) and print the key id.\n\n"
+	     "  -o, --output KEYFILE  where to write the key\n"
+	     "  -h, --help            show this help");
+	return 0;
+}
+
+static int help_encrypt(void)
+{
+	puts("Usage: overcrypt encrypt --key KEYFILE [--key-id ID] FILE...\n"
+	     "Encrypt each FILE in place, crash-safe (a temporary file in the same\n"
+	     "folder, fsync, rename); mode, owner and times are kept. A file that is\n"
+	     "already encrypted is reported and left alone.\n\n"
+	     "  -k, --key KEYFILE          a keys file, or an age passphrase key export\n"
+	     "  -i, --key-id ID            the key to use when KEYFILE holds several\n"
+	     "  -p, --passphrase-file F    the key export's passphrase (first line of F)\n"
+	     "  -h, --help                 show this help");
+	return 0;
+}
+
+static int help_decrypt(void)
+{
+	puts("Usage: overcrypt decrypt --key KEYFILE [-o OUT] FILE...\n"
+	     "Decrypt each FILE in place, or to OUT: with one FILE, OUT is the output\n"
+	     "file; with several, a folder (created when missing). A decrypt that fails\n"
+	     "leaves no output file behind.\n\n"
+	     "  -k, --key KEYFILE          a keys file, or an age passphrase key export\n"
+	     "  -p, --passphrase-file F    the key export's passphrase (first line of F)\n"
+	     "  -o, --output OUT           where to write the plaintext\n"
+	     "  -h, --help                 show this help");
+	return 0;
+}
+
+static int help_inspect(void)
+{
+	puts("Usage: overcrypt inspect [--verify --key KEYFILE] FILE...\n"
+	     "Show each FILE's format version, flags, key id, file id, plaintext and\n"
+	     "backing size. With --verify, authenticate every block and name the\n"
+	     "first bad one.\n\n"
+	     "  -V, --verify               authenticate every block (needs --key)\n"
+	     "  -k, --key KEYFILE          a keys file, or an age passphrase key export\n"
+	     "  -p, --passphrase-file F    the key export's passphrase (first line of F)\n"
+	     "  -h, --help                 show this help");
+	return 0;
+}
+
+static int help_enroll(void)
+{
+	puts("Usage: overcrypt enroll [--keystore PATH] [--passphrase-file F] [--user NAME]\n"
+	     "Create your age identity in a new keystore protected by a passphrase\n"
+	     "(asked twice on the terminal) and print its recipient (age1...) for\n"
+	     "your administrator.\n\n"
+	     "  -s, --keystore PATH        default: $XDG_DATA_HOME/overcrypt/keystore.age\n"
+	     "  -p, --passphrase-file F    read the passphrase from the first line of F\n"
+	     "  -u, --user NAME            the user name the passphrase may not contain\n"
+	     "                             (default: your login name)\n"
+	     "  -h, --help                 show this help");
+	return 0;
+}
+
+/* ---- keys ------------------------------------------------------------- */
+
+static ovc_keyset *load_keys(const char *path, const char *passfile)
+{
+	ovc_keyset *ks = NULL;
+	ovc_err e;
+	int rc;
+
+	ovc_err_clear(&e);
+	rc = ovc_keyset_load(path, NULL, &ks, &e);
+	if (rc == -ENOKEY) {
+		char *pass = cli_passphrase("Passphrase of the key export: ", passfile, 0);
+		if (!pass)
+			return NULL;
+		ovc_err_clear(&e);
+		rc = ovc_keyset_load(path, pass, &ks, &e);
+		ovc_secret_free(pass);
+	}
+	if (rc) {
+		cli_err("%s: %s", path, e.msg[0] ? e.msg : strerror(-rc));
+		return NULL;
+	}
+	return ks;
+}
+
+static const ovc_key *keyset_lookup(void *ctx, const uint8_t id[OVC_KEY_ID_BYTES])
+{
+	return ovc_keyset_find(ctx, id);
+}
+
+static int cmd_keygen(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "output", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *out = NULL;
+	const ovc_key *k;
+	ovc_keyset *ks;
+	char id[OVC_KEY_ID_STRLEN + 1];
+	ovc_err e;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "+o:h", opts, NULL)) != -1) {
+		if (c == 'o')
+			out = optarg;
+		else if (c == 'h')
+			return help_keygen();
+		else
+			return cli_usage("keygen", "bad option");
+	}
+	if (!out || optind != argc)
+		return cli_usage("keygen", out ? "unexpected argument '%s'" : "-o KEYFILE is required",
+				 out ? argv[optind] : "");
+	ks = ovc_keyset_new(1);
+	if (!ks || ovc_keyset_generate(ks, &k) != 0) {
+		ovc_keyset_free(ks);
+		cli_err("out of secure memory");
+		return EXIT_WORK;
+	}
+	ovc_key_id_format(k->id, id);
+	ovc_err_clear(&e);
+	rc = ovc_keyset_save(out, ks, &e);
+	ovc_keyset_free(ks);
+	if (rc) {
+		cli_err("%s: %s", out, rc == -EEXIST ? "exists; not overwritten" : (e.msg[0] ? e.msg : strerror(-rc)));
+		return EXIT_WORK;
+	}
+	printf("%s\n", id);
+	return 0;
+}
+
+/* ---- encrypt ------------------------------------------------------------ */
+
+/* Open `path` for reading as a regular file (never through a symlink). */
+static int open_regular(const char *path, struct stat *st)
+{
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0) {
+		cli_err("%s: %s", path, errno == ELOOP ? "is a symbolic link; not followed" : strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
+		cli_err("%s: not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Copy the plaintext of `in` into the new encrypted file on `out`. */
+static int encrypt_stream(const char *path, int in, int out, const ovc_key *key,
+			  ovc_cipher *c, uint64_t size)
+{
+	uint8_t *buf = malloc(CHUNK);
+	ovc_file *f = NULL;
+	cli_progress pr;
+	uint64_t off = 0;
+	ovc_err e;
+	int rc;
+
+	ovc_err_clear(&e);
+	if (!buf)
+		return -ENOMEM;
+	rc = ovc_file_create(out, key, c, 0, &f, &e);
+	cli_progress_start(&pr, "encrypting", size);
+	while (!rc) {
+		ssize_t n = pread(in, buf, CHUNK, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = ovc_err_set(&e, -errno, "reading: %s", strerror(errno));
+			break;
+		}
+		if (n == 0)
+			break;
+		ssize_t w = ovc_file_pwrite(f, c, buf, (size_t)n, off, &e);
+		if (w < 0)
+			rc = (int)w;
+		off += (uint64_t)n;
+		cli_progress_add(&pr, (uint64_t)n);
+	}
+	cli_progress_end(&pr);
+	if (rc)
+		cli_err("%s: %s", path, e.msg[0] ? e.msg : strerror(-rc));
+	ovc_file_close(f);
+	sodium_memzero(buf, CHUNK);
+	free(buf);
+	return rc;
+}
+
+static int encrypt_one(const char *path, const ovc_key *key, ovc_cipher *c)
+{
+	char tmp[PATH_MAX], id[OVC_KEY_ID_STRLEN + 1];
+	uint8_t head[OVC_HEADER_SIZE];
+	struct stat st;
+	ovc_header h;
+	ssize_t n;
+	int in, out, rc;
+
+	in = open_regular(path, &st);
+	if (in < 0)
+		return EXIT_WORK;
+	n = pread(in, head, sizeof(head), 0);
+	if (n > 0 && ovc_is_encrypted(head, (size_t)n)) {
+		if (ovc_header_decode(head, (size_t)n, &h, NULL) == 0) {
+			ovc_key_id_format(h.key_id, id);
+			cli_err("%s: already encrypted (key %s); left alone", path, id);
+		} else {
+			cli_err("%s: already encrypted (damaged header); left alone", path);
+		}
+		close(in);
+		return 0;
+	}
+	if (st.st_nlink > 1) {
+		cli_err("%s: has %ju hard links; encrypting it in place would leave the plaintext in the others",
+			path, (uintmax_t)st.st_nlink);
+		close(in);
+		return EXIT_WORK;
+	}
+	out = cli_temp_beside(path, tmp);
+	if (out < 0) {
+		cli_err("%s: cannot create a temporary file beside it: %s", path, strerror(-out));
+		close(in);
+		return EXIT_WORK;
+	}
+	rc = encrypt_stream(path, in, out, key, c, (uint64_t)st.st_size);
+	close(in);
+	if (rc) {
+		close(out);
+		unlink(tmp);
+		return EXIT_WORK;
+	}
+	return cli_replace(out, tmp, path, &st) ? EXIT_WORK : 0;
+}
+
+static const ovc_key *pick_key(const ovc_keyset *ks, const char *want)
+{
+	uint8_t id[OVC_KEY_ID_BYTES];
+	const ovc_key *k;
+
+	if (!want) {
+		if (ks->n == 1)
+			return &ks->keys[0];
+		cli_err("the key file holds %zu keys: pick one with --key-id", ks->n);
+		return NULL;
+	}
+	if (ovc_key_id_parse(want, id) != 0) {
+		cli_err("--key-id %s: not a key id (UUID)", want);
+		return NULL;
+	}
+	k = ovc_keyset_find(ks, id);
+	if (!k)
+		cli_err("key %s is not in the key file", want);
+	return k;
+}
+
+static int cmd_encrypt(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "key", required_argument, NULL, 'k' },
+		{ "key-id", required_argument, NULL, 'i' },
+		{ "passphrase-file", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *keyfile = NULL, *key_id = NULL, *passfile = NULL;
+	const ovc_key *key;
+	ovc_keyset *ks;
+	ovc_cipher *c;
+	int ch, status = 0;
+
+	while ((ch = getopt_long(argc, argv, "+k:i:p:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'k': keyfile = optarg; break;
+		case 'i': key_id = optarg; break;
+		case 'p': passfile = optarg; break;
+		case 'h': return help_encrypt();
+		default: return cli_usage("encrypt", "bad option");
+		}
+	}
+	if (!keyfile)
+		return cli_usage("encrypt", "--key KEYFILE is required");
+	if (optind == argc)
+		return cli_usage("encrypt", "no FILE given");
+	ks = load_keys(keyfile, passfile);
+	if (!ks)
+		return EXIT_WORK;
+	key = pick_key(ks, key_id);
+	c = ovc_cipher_new();
+	if (!key || !c) {
+		if (!c)
+			cli_err("cannot set up AES-256-GCM");
+		ovc_keyset_free(ks);
+		ovc_cipher_free(c);
+		return EXIT_WORK;
+	}
+	for (int i = optind; i < argc; i++)
+		if (encrypt_one(argv[i], key, c))
+			status = EXIT_WORK;
+	ovc_cipher_free(c);
+	ovc_keyset_free(ks);
+	return status;
+}
+
+/* ---- decrypt --------------------------------------------------------------- */
+
+/* Open the encrypted file at `path`: the header is checked and its key
+ * found, with messages that name the file. */
+static int open_encrypted(const char *path, int fd, const ovc_keyset *ks,
+			  ovc_file **f)
+{
+	uint8_t head[OVC_HEADER_SIZE];
+	char id[OVC_KEY_ID_STRLEN + 1];
+	ovc_header h;
+	ovc_err e;
+	ssize_t n = pread(fd, head, sizeof(head), 0);
+	int rc;
+
+	ovc_err_clear(&e);
+	if (n < 0) {
+		cli_err("%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (!ovc_is_encrypted(head, (size_t)n)) {
+		cli_err("%s: not encrypted (no OVCRYPT1 header); left alone", path);
+		return -EINVAL;
+	}
+	rc = ovc_header_decode(head, (size_t)n, &h, &e);
+	if (!rc && !ovc_keyset_find(ks, h.key_id)) {
+		ovc_key_id_format(h.key_id, id);
+		cli_err("%s is encrypted with key %s, which is not in the key file", path, id);
+		return -EACCES;
+	}
+	if (!rc)
+		rc = ovc_file_open(fd, keyset_lookup, (void *)ks, f, &e);
+	if (rc)
+		cli_err("%s: %s", path, e.msg);
+	return rc;
+}
+
+static int decrypt_stream(const char *path, ovc_file *f, int out, ovc_cipher *c)
+{
+	uint8_t *buf = malloc(CHUNK);
+	uint64_t off = 0, size = ovc_file_size(f);
+	cli_progress pr;
+	ovc_err e;
+	int rc = 0;
+
+	ovc_err_clear(&e);
+	if (!buf)
+		return -ENOMEM;
+	cli_progress_start(&pr, "decrypting", size);
+	while (off < size && !rc) {
+		ssize_t n = ovc_file_pread(f, c, buf, CHUNK, off, &e);
+		if (n <= 0) {
+			rc = n < 0 ? (int)n : -EIO;
+			cli_err("%s: %s", path, n < 0 ? e.msg : "ends early");
+			break;
+		}
+		rc = ovc_pwrite_full(out, buf, (size_t)n, (off_t)off);
+		if (rc)
+			cli_err("%s: writing the output: %s", path, strerror(-rc));
+		off += (uint64_t)n;
+		cli_progress_add(&pr, (uint64_t)n);
+	}
+	cli_progress_end(&pr);
+	sodium_memzero(buf, CHUNK);
+	free(buf);
+	return rc;
+}
+
+static int decrypt_one(const char *path, const char *dst, const ovc_keyset *ks,
+		       ovc_cipher *c)
+{
+	char tmp[PATH_MAX];
+	struct stat st;
+	ovc_file *f = NULL;
+	int in, out, rc;
+
+	in = open_regular(path, &st);
+	if (in < 0)
+		return EXIT_WORK;
+	if (open_encrypted(path, in, ks, &f)) {
+		close(in);
+		return EXIT_WORK;
+	}
+	out = cli_temp_beside(dst, tmp);
+	if (out < 0) {
+		cli_err("%s: cannot create a temporary file beside it: %s", dst, strerror(-out));
+		rc = EXIT_WORK;
+		goto out;
+	}
+	rc = decrypt_stream(path, f, out, c);
+	if (rc) {
+		close(out);
+		unlink(tmp);
+		rc = EXIT_WORK;
+		goto out;
+	}
+	if (strcmp(dst, path) != 0) { /* a new file: ours, not the source's owner */
+		st.st_uid = geteuid();
+		st.st_gid = getegid();
+	}
+	rc = cli_replace(out, tmp, dst, &st) ? EXIT_WORK : 0;
+out:
+	ovc_file_close(f);
+	close(in);
+	return rc;
+}
+
+static int cmd_decrypt(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "key", required_argument, NULL, 'k' },
+		{ "passphrase-file", required_argument, NULL, 'p' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *keyfile = NULL, *passfile = NULL, *out = NULL;
+	ovc_keyset *ks;
+	ovc_cipher *c;
+	int ch, status = 0, nfiles;
+
+	while ((ch = getopt_long(argc, argv, "+k:p:o:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'k': keyfile = optarg; break;
+		case 'p': passfile = optarg; break;
+		case 'o': out = optarg; break;
+		case 'h': return help_decrypt();
+		default: return cli_usage("decrypt", "bad option");
+		}
+	}
+	nfiles = argc - optind;
+	if (!keyfile)
+		return cli_usage("decrypt", "--key KEYFILE is required");
+	if (nfiles == 0)
+		return cli_usage("decrypt", "no FILE given");
+	if (out && nfiles > 1 && mkdir(out, 0700) < 0 && errno != EEXIST) {
+		cli_err("%s: cannot create the output folder: %s", out, strerror(errno));
+		return EXIT_WORK;
+	}
+	ks = load_keys(keyfile, passfile);
+	if (!ks)
+		return EXIT_WORK;
+	c = ovc_cipher_new();
+	if (!c) {
+		cli_err("cannot set up AES-256-GCM");
+		ovc_keyset_free(ks);
+		return EXIT_WORK;
+	}
+	for (int i = optind; i < argc; i++) {
+		char dst[PATH_MAX], copy[PATH_MAX];
+		const char *target = argv[i];
+
+		if (out && nfiles == 1) {
+			target = out;
+		} else if (out) {
+			snprintf(copy, sizeof(copy), "%s", argv[i]);
+			if (snprintf(dst, sizeof(dst), "%s/%s", out, basename(copy)) >= (int)sizeof(dst)) {
+				cli_err("%s: output path too long", argv[i]);
+				status = EXIT_WORK;
+				continue;
+			}
+			target = dst;
+		}
+		if (decrypt_one(argv[i], target, ks, c))
+			status = EXIT_WORK;
+	}
+	ovc_cipher_free(c);
+	ovc_keyset_free(ks);
+	return status;
+}
+
+/* ---- inspect ---------------------------------------------------------------- */
+
+static int inspect_one(const char *path, const ovc_keyset *ks, ovc_cipher *c)
+{
+	uint8_t head[OVC_HEADER_SIZE];
+	char id[OVC_KEY_ID_STRLEN + 1], fid[2 * OVC_FILE_ID_BYTES + 1];
+	uint64_t plain, nslots, bad;
+	struct stat st;
+	ovc_header h;
+	ovc_file *f = NULL;
+	ovc_err e;
+	ssize_t n;
+	int fd, rc = 0;
+
+	ovc_err_clear(&e);
+	fd = open_regular(path, &st);
+	if (fd < 0)
+		return EXIT_WORK;
+	n = pread(fd, head, sizeof(head), 0);
+	if (n < 0 || !ovc_is_encrypted(head, (size_t)n)) {
+		printf("%s: plaintext (not encrypted), %jd bytes\n", path, (intmax_t)st.st_size);
+		close(fd);
+		return 0;
+	}
+	if (ovc_header_decode(head, (size_t)n, &h, &e) != 0) {
+		cli_err("%s: damaged header: %s", path, e.msg);
+		close(fd);
+		return EXIT_WORK;
+	}
+	ovc_key_id_format(h.key_id, id);
+	sodium_bin2hex(fid, sizeof(fid), h.file_id, sizeof(h.file_id));
+	printf("%s:\n  format:     overcrypt file format v%u\n  flags:      %s\n"
+	       "  key id:     %s\n  file id:    %s\n",
+	       path, h.version, h.flags & OVC_FLAG_SPARSE ? "sparse" : "none", id, fid);
+	if (ovc_layout_plain_size((uint64_t)st.st_size, &plain, &nslots, &e) != 0) {
+		printf("  backing:    %jd bytes\n", (intmax_t)st.st_size);
+		cli_err("%s: %s", path, e.msg);
+		close(fd);
+		return EXIT_WORK;
+	}
+	printf("  plaintext:  %llu bytes\n  backing:    %jd bytes in %llu blocks\n",
+	       (unsigned long long)plain, (intmax_t)st.st_size, (unsigned long long)nslots);
+	if (ks) {
+		if (open_encrypted(path, fd, ks, &f)) {
+			rc = EXIT_WORK;
+		} else if (ovc_file_verify(f, c, &bad, &e) != 0) {
+			cli_err("%s: %s", path, e.msg);
+			rc = EXIT_WORK;
+		} else {
+			printf("  verified:   all %llu blocks authenticate\n", (unsigned long long)nslots);
+		}
+	}
+	fflush(stdout);
+	ovc_file_close(f);
+	close(fd);
+	return rc;
+}
+
+static int cmd_inspect(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "verify", no_argument, NULL, 'V' },
+		{ "key", required_argument, NULL, 'k' },
+		{ "passphrase-file", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *keyfile = NULL, *passfile = NULL;
+	ovc_keyset *ks = NULL;
+	ovc_cipher *c = NULL;
+	int ch, verify = 0, status = 0;
+
+	while ((ch = getopt_long(argc, argv, "+Vk:p:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'V': verify = 1; break;
+		case 'k': keyfile = optarg; break;
+		case 'p': passfile = optarg; break;
+		case 'h': return help_inspect();
+		default: return cli_usage("inspect", "bad option");
+		}
+	}
+	if (verify != !!keyfile)
+		return cli_usage("inspect", "--verify and --key go together");
+	if (optind == argc)
+		return cli_usage("inspect", "no FILE given");
+	if (verify) {
+		ks = load_keys(keyfile, passfile);
+		c = ovc_cipher_new();
+		if (!ks || !c) {
+			ovc_keyset_free(ks);
+			ovc_cipher_free(c);
+			return EXIT_WORK;
+		}
+	}
+	for (int i = optind; i < argc; i++)
+		if (inspect_one(argv[i], ks, c))
+			status = EXIT_WORK;
+	ovc_cipher_free(c);
+	ovc_keyset_free(ks);
+	return status;
+}
+
+/* ---- enroll -------------------------------------------------------------------- */
+
+/* Create the folders above `path` (mode 0700) as needed. */
+static int make_parents(const char *path)
+{
+	char buf[PATH_MAX];
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (char *p = buf + 1; (p = strchr(p, '/')) != NULL; p++) {
+		*p = '\0';
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	return 0;
+}
+
+static int default_keystore(char *out, size_t len)
+{
+	const char *data = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+	struct passwd *pw;
+
+	if (data && data[0] == '/')
+		return snprintf(out, len, "%s/overcrypt/keystore.age", data) < (int)len ? 0 : -1;
+	if (!home || home[0] != '/') {
+		pw = getpwuid(getuid());
+		home = pw ? pw->pw_dir : NULL;
+	}
+	if (!home)
+		return -1;
+	return snprintf(out, len, "%s/.local/share/overcrypt/keystore.age", home) < (int)len ? 0 : -1;
+}
+
+static int cmd_enroll(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "keystore", required_argument, NULL, 's' },
+		{ "passphrase-file", required_argument, NULL, 'p' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *keystore = NULL, *passfile = NULL, *user = NULL;
+	char path[PATH_MAX], rcp[OVC_AGE_RECIPIENT_STRLEN + 1];
+	ovc_age_identity *id = NULL;
+	ovc_age_recipient r;
+	struct passwd *pw;
+	char *pass;
+	ovc_err e;
+	int ch, rc;
+
+	while ((ch = getopt_long(argc, argv, "+s:p:u:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 's': keystore = optarg; break;
+		case 'p': passfile = optarg; break;
+		case 'u': user = optarg; break;
+		case 'h': return help_enroll();
+		default: return cli_usage("enroll", "bad option");
+		}
+	}
+	if (optind != argc)
+		return cli_usage("enroll", "unexpected argument '%s'", argv[optind]);
+	if (!keystore) {
+		if (default_keystore(path, sizeof(path)) != 0) {
+			cli_err("no home folder: give --keystore PATH");
+			return EXIT_WORK;
+		}
+		keystore = path;
+	}
+	if (!user) {
+		pw = getpwuid(getuid());
+		user = pw ? pw->pw_name : NULL;
+	}
+	if (access(keystore, F_OK) == 0) {
+		cli_err("%s: a keystore exists already; not overwritten", keystore);
+		return EXIT_WORK;
+	}
+	if (!passfile)
+		fprintf(stderr, "Choose a passphrase for your keystore: at least %d characters with\n"
+			"upper and lower case letters, a digit and a special character.\n",
+			OVC_KEYSTORE_MIN_PASS);
+	pass = cli_passphrase("Keystore passphrase: ", passfile, 1);
+	if (!pass)
+		return EXIT_WORK;
+	ovc_err_clear(&e);
+	rc = make_parents(keystore);
+	if (rc)
+		ovc_err_set(&e, rc, "cannot create its folder: %s", strerror(-rc));
+	else
+		rc = ovc_keystore_create(keystore, pass, user, &id, &e);
+	ovc_secret_free(pass);
+	if (rc) {
+		cli_err("%s: %s", keystore, e.msg[0] ? e.msg : strerror(-rc));
+		return EXIT_WORK;
+	}
+	ovc_age_identity_recipient(id, &r);
+	ovc_age_identity_free(id);
+	ovc_age_recipient_encode(&r, rcp);
+	fprintf(stderr, "Keystore created at %s.\nGive this recipient to your administrator:\n", keystore);
+	printf("%s\n", rcp);
+	return 0;
+}
+
+/* ---- main --------------------------------------------------------------------------- */
+
+static const struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{ "keygen", cmd_keygen, "create a new asset key in a key file" },
+	{ "encrypt", cmd_encrypt, "encrypt files in place with a key file" },
+	{ "decrypt", cmd_decrypt, "decrypt files in place or to another place" },
+	{ "inspect", cmd_inspect, "show (and verify) an encrypted file's header" },
+	{ "enroll", cmd_enroll, "create your identity in a new keystore" },
+};
+
+static int usage(FILE *out)
+{
+	fprintf(out, "Usage: overcrypt [--help] [--version] COMMAND [ARGS...]\n\n"
+		"Transparent, policy-driven file encryption: the user's command.\n\nCommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\n'overcrypt COMMAND --help' describes each. Exit status: 0 success,\n"
+		"1 the work failed, 2 bad usage. See overcrypt(1).\n");
+	return out == stdout ? 0 : EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+	if (ovc_common_init() != 0) {
+		cli_err("libsodium failed to start");
+		return EXIT_WORK;
+	}
+	if (argc < 2)
+		return usage(stderr);
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))
+		return usage(stdout);
+	if (!strcmp(argv[1], "--version")) {
+		puts(OVC_VERSION_TEXT);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[1], commands[i].name) == 0) {
+			int rc;
+			optind = 1;
+			rc = commands[i].run(argc - 1, argv + 1);
+			if (fflush(stdout) != 0)
+				rc = EXIT_WORK;
+			return rc;
+		}
+	}
+	return cli_usage(NULL, "unknown command '%s'", argv[1]);
+}
