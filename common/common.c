@@ -60,6 +60,43 @@ int ovc_err_wrap(ovc_err *e, int code, const char *fmt, ...)
 	return e->code;
 }
 
+int ovc_diag_add(ovc_diag *d, const char *file, int line, const char *fmt, ...)
+{
+	char msg[1024], *full;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (d->n == d->cap) {
+		size_t ncap = d->cap ? d->cap * 2 : 8;
+		char **nl = realloc(d->lines, ncap * sizeof(*nl));
+		if (!nl)
+			return -ENOMEM;
+		d->lines = nl;
+		d->cap = ncap;
+	}
+	if (file && line > 0)
+		n = asprintf(&full, "%s:%d: %s", file, line, msg);
+	else if (file)
+		n = asprintf(&full, "%s: %s", file, msg);
+	else
+		n = asprintf(&full, "%s", msg);
+	if (n < 0)
+		return -ENOMEM;
+	d->lines[d->n++] = full;
+	return 0;
+}
+
+void ovc_diag_free(ovc_diag *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		free(d->lines[i]);
+	free(d->lines);
+	memset(d, 0, sizeof(*d));
+}
+
 int ovc_common_init(void)
 {
 	cJSON_Hooks hooks = { .malloc_fn = ovc_wipe_malloc, .free_fn = ovc_wipe_free };

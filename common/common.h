@@ -45,6 +45,23 @@ int ovc_err_wrap(ovc_err *e, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* ---------------------------------------------------------------------------
+ * Diagnostics: a list of messages for checks that report every problem at
+ * once (config files: "org.conf:12: unknown key 'colour' in [user alice]").
+ */
+typedef struct ovc_diag {
+	size_t n, cap;
+	char **lines;   /* each malloc()ed, NUL-terminated, no '\n' */
+} ovc_diag;
+
+/* Add "FILE:LINE: message" (or "FILE: message" when line <= 0, or just the
+ * message when file is NULL). Returns 0 or -ENOMEM (the message is lost). */
+int ovc_diag_add(ovc_diag *d, const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Free the messages; the struct may be reused (it is zeroed). */
+void ovc_diag_free(ovc_diag *d);
+
+/* ---------------------------------------------------------------------------
  * Little-endian codecs for on-disk and on-wire structures (never fwrite a
  * struct).
  */

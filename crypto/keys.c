@@ -280,7 +280,7 @@ static int decode_key(const char *b64, uint8_t key[OVC_KEY_BYTES],
 }
 
 static const char *const key_members[] = { "key_id", "key", "asset",
-					   "created", NULL };
+					   "user", "created", "current", NULL };
 
 /* Parse keys[i] into the next free slot of `ks` (room reserved by the
  * caller); the slot is counted only when all of it checked out. */
@@ -304,7 +304,12 @@ static int parse_key_entry(const cJSON *item, size_t i, ovc_keyset *ks,
 	if (!rc)
 		rc = get_string(item, "asset", 0, where, &opt, e);
 	if (!rc)
+		rc = get_string(item, "user", 0, where, &opt, e);
+	if (!rc)
 		rc = get_string(item, "created", 0, where, &opt, e);
+	opt = cJSON_GetObjectItemCaseSensitive(item, "current");
+	if (!rc && opt && !cJSON_IsBool(opt))
+		rc = ovc_err_set(e, -EINVAL, "%scurrent: not true or false", where);
 	if (rc)
 		return rc;
 	if (ovc_key_id_parse(id_s->valuestring, k->id) != 0)

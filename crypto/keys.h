@@ -10,10 +10,13 @@
  * passphrase file, by `overcrypt-admin keys export`) is JSON:
  *   {"format": "overcrypt-keys/1",
  *    "keys": [{"key_id": "<uuid>", "key": "<base64 of 32 bytes>",
- *              "asset": "<name, optional>", "created": "<text, optional>"}]}
+ *              "asset": "<name, optional>", "user": "<name, optional>",
+ *              "created": "<text, optional>", "current": <bool, optional>}]}
  * Unknown members are refused; duplicate member names are refused; the same
  * key id twice is refused; "key" must be padded standard base64 of exactly
- * 32 bytes. "asset" and "created" are checked to be strings and otherwise
+ * 32 bytes. "asset", "user" (whose key, for a private asset) and "created"
+ * are checked to be strings, "current" (the key new files get) a boolean;
+ * all four are otherwise
  * ignored (an ovc_key holds only id and bytes, so they do not survive a
  * parse/format round trip). Nothing but white space may follow the object.
  *
