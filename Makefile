@@ -35,7 +35,7 @@ endif
 # Libraries, lowest first; each folder is one static library.
 LIBDIRS := common crypto policy fusefs daemon
 LIBS    := $(foreach d,$(LIBDIRS),$(BUILD)/libovc-$(d).a)
-LINKLIBS := $(foreach d,$(filter-out common,$(LIBDIRS)) common,$(BUILD)/libovc-$(d).a)
+LINKLIBS := $(foreach d,daemon fusefs policy crypto common,$(BUILD)/libovc-$(d).a)
 
 PROGRAMS := $(BUILD)/overcrypt $(BUILD)/overcrypt-admin $(BUILD)/overcryptd
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -74,7 +74,17 @@ $(BUILD)/obj/%.o: %.c $(FLAGS_STAMP)
 
 $(BUILD)/overcrypt: $(BUILD)/obj/cli/overcrypt.o $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard cli/cli_*.c)) $(LIBS)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LINKLIBS) $(LDLIBS)
-$(BUILD)/overcrypt-admin: $(BUILD)/obj/cli/overcrypt-admin.o $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard cli/cli_*.c)) $(LIBS)
+# The org.conf template that `overcrypt-admin init` writes, compiled in.
+$(BUILD)/gen/org_conf_example.c: packaging/org.conf.example
+	@mkdir -p $(@D)
+	{ echo 'const char ovc_org_conf_example[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
+	  echo ';'; } > $@
+$(BUILD)/obj/gen/org_conf_example.o: $(BUILD)/gen/org_conf_example.c $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/overcrypt-admin: $(BUILD)/obj/cli/overcrypt-admin.o $(BUILD)/obj/gen/org_conf_example.o $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard cli/cli_*.c)) $(LIBS)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LINKLIBS) $(LDLIBS)
 $(BUILD)/overcryptd: $(BUILD)/obj/cli/overcryptd.o $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard cli/cli_*.c)) $(LIBS)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LINKLIBS) $(LDLIBS)
@@ -101,7 +111,7 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
 	libfuse3-dev fuse3 libsodium-dev libssl-dev openssl libcurl4-openssl-dev \
 	libcjson-dev libinih-dev libcmocka-dev libpwquality-dev cracklib-runtime \
 	zlib1g-dev python3 python3-pytest python3-nacl python3-cryptography age minisign nginx bindfs gocryptfs \
-	fio sqlite3 git rsync util-linux procps
+	fio sqlite3 git rsync util-linux procps time
 deps:
 	DEBIAN_FRONTEND=noninteractive apt-get update -q
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEB_PKGS)

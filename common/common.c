@@ -328,3 +328,97 @@ int ovc_write_file_atomic(const char *path, const void *data, size_t len,
 	}
 	return ovc_fsync_parent(path);
 }
+
+/* A temporary name beside `path`, created O_EXCL; returns the fd. */
+static int temp_beside(const char *path, char *tmp, size_t size, mode_t mode)
+{
+	unsigned char rnd[6];
+	int fd;
+
+	randombytes_buf(rnd, sizeof(rnd));
+	if (snprintf(tmp, size, "%s.tmp-%02x%02x%02x%02x%02x%02x", path, rnd[0], rnd[1],
+		     rnd[2], rnd[3], rnd[4], rnd[5]) >= (int)size)
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	return fd < 0 ? -errno : fd;
+}
+
+int ovc_stage_add(ovc_stage *st, const char *dst, const void *data, size_t len,
+		  mode_t mode)
+{
+	char tmp[PATH_MAX];
+	int fd, rc;
+
+	if (st->n == st->cap) {
+		size_t ncap = st->cap ? st->cap * 2 : 64;
+		char **t = realloc(st->tmp, ncap * sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		st->tmp = t;
+		t = realloc(st->dst, ncap * sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		st->dst = t;
+		st->cap = ncap;
+	}
+	fd = temp_beside(dst, tmp, sizeof(tmp), mode);
+	if (fd < 0)
+		return fd;
+	rc = ovc_pwrite_full(fd, data, len, 0);
+	if (!rc && fchmod(fd, mode) < 0)
+		rc = -errno;
+	if (close(fd) < 0 && !rc)
+		rc = -errno;
+	st->tmp[st->n] = strdup(tmp);
+	st->dst[st->n] = strdup(dst);
+	if (!st->tmp[st->n] || !st->dst[st->n]) {
+		free(st->tmp[st->n]);
+		free(st->dst[st->n]);
+		rc = rc ? rc : -ENOMEM;
+	} else {
+		st->n++;
+	}
+	if (rc)
+		unlink(tmp);
+	return rc;
+}
+
+static void stage_free(ovc_stage *st)
+{
+	for (size_t i = 0; i < st->n; i++) {
+		free(st->tmp[i]);
+		free(st->dst[i]);
+	}
+	free(st->tmp);
+	free(st->dst);
+	memset(st, 0, sizeof(*st));
+}
+
+void ovc_stage_abort(ovc_stage *st)
+{
+	for (size_t i = 0; i < st->n; i++)
+		unlink(st->tmp[i]);
+	stage_free(st);
+}
+
+int ovc_stage_commit(ovc_stage *st, const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+	size_t i = 0;
+
+	if (fd < 0)
+		rc = -errno;
+	if (!rc && syncfs(fd) < 0)
+		rc = -errno;
+	for (; !rc && i < st->n; i++)
+		if (rename(st->tmp[i], st->dst[i]) < 0)
+			rc = -errno;
+	if (!rc && fsync(fd) < 0)
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
+	for (; i < st->n; i++) /* not renamed: remove */
+		unlink(st->tmp[i]);
+	stage_free(st);
+	return rc;
+}

@@ -139,6 +139,21 @@ int ovc_read_file(const char *path, size_t max, int secret, uint8_t **out,
 int ovc_write_file_atomic(const char *path, const void *data, size_t len,
 			  mode_t mode, int excl);
 
+/* Replacing many files in one folder atomically without an fsync each:
+ * ovc_stage_add() writes each new file to a temporary name (no fsync);
+ * ovc_stage_commit() syncs the file system once (syncfs), renames every
+ * file into place in the order added, and fsyncs the folder. After a crash
+ * each name holds its old or its new content, whole. ovc_stage_abort()
+ * removes the temporary files. Not thread-safe. */
+typedef struct ovc_stage {
+	size_t n, cap;
+	char **tmp, **dst;
+} ovc_stage;
+int ovc_stage_add(ovc_stage *st, const char *dst, const void *data, size_t len,
+		  mode_t mode);
+int ovc_stage_commit(ovc_stage *st, const char *dir);
+void ovc_stage_abort(ovc_stage *st);
+
 /* fsync() the folder that holds `path`. Returns 0 or -errno. */
 int ovc_fsync_parent(const char *path);
 

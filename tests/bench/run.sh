@@ -16,3 +16,10 @@ ossl=$(awk -v k="$ossl_k" 'BEGIN { printf "%.1f", k / 1000 }')
 echo "openssl        $ossl MB/s"
 echo "== ratios to openssl (target: seal and open at least 0.80)"
 echo "$out" | awk -v o="$ossl" '{ printf "%-14s %.2f\n", $1, $2 / o }'
+
+if [ -x "$build/bench/bench_rules" ]; then
+	echo "== rule matching: 10,000 rules (target: median under 2000 ns)"
+	taskset -c $cpu "$build/bench/bench_rules"
+fi
+echo "== publishing at scale (target: under 30 s and 1 GiB)"
+bash "$(dirname "$0")/publish_scale.sh" "$build"
