@@ -136,7 +136,7 @@ demo-stop:
 	@echo "nothing runs after the demo yet"
 
 # --- benchmarks ---------------------------------------------------------------
-bench: $(BENCH_BINS)
+bench: all $(BENCH_BINS) $(TOOL_BINS)
 	bash tests/bench/run.sh $(BUILD)
 
 # --- fuzzing (clang + libFuzzer; sources built again with the fuzzer) -------

@@ -61,13 +61,12 @@ static int add_asset_keys(ovc_store *s, const ovc_org_asset *a, const char *user
 {
 	const char *who = a->type == OVC_RULE_PRIVATE ? user : "";
 
-	for (size_t i = 0; i < s->keys.n; i++) {
+	for (uint32_t i = admin_keys_first(&s->keys, a->name, who); i != OVC_KEY_NONE;
+	     i = admin_keys_next(&s->keys, i)) {
 		const ovc_admin_key *k = &s->keys.k[i];
 		ovc_key one;
 		int rc;
 
-		if (strcmp(k->asset, a->name) || strcmp(k->user, who))
-			continue;
 		memcpy(one.id, k->id, OVC_KEY_ID_BYTES);
 		memcpy(one.key, k->key, OVC_KEY_BYTES);
 		rc = ovc_keyset_add(ks, &one);
@@ -600,6 +599,11 @@ int ovc_store_publish(ovc_store *s, const ovc_publish_opts *o,
 	snap = security_changes(s, org, r);
 	if (!snap)
 		return ovc_err_set(e, -ENOMEM, "out of memory");
+	if (!first && r->changes.n && o->if_due) {
+		/* A timer must not publish what nobody confirmed. */
+		rc = ovc_err_set(e, -ECANCELED, "org.conf has unpublished security-relevant changes: run publish by hand");
+		goto out;
+	}
 	if (!first && r->changes.n && o->confirm && !o->confirm(o->confirm_ctx, &r->changes)) {
 		rc = ovc_err_set(e, -ECANCELED, "not confirmed: nothing published");
 		goto out;

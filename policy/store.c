@@ -31,54 +31,150 @@ const char *store_path(const ovc_store *s, const char *name, char *buf)
 
 /* ---- asset keys ------------------------------------------------------- */
 
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 1099511628211ull;
+	return h;
+}
+
+static size_t owner_bucket(const ovc_admin_keys *ks, const char *asset,
+			   const char *user)
+{
+	uint64_t h = fnv1a(14695981039346656037ull, asset, strlen(asset) + 1);
+
+	return (size_t)(fnv1a(h, user, strlen(user)) & (ks->nb - 1));
+}
+
+static size_t id_bucket(const ovc_admin_keys *ks, const uint8_t *id)
+{
+	return (size_t)(fnv1a(14695981039346656037ull, id, OVC_KEY_ID_BYTES) & (ks->nb - 1));
+}
+
+/* Put key i at the end of its two chains (chains keep insertion order,
+ * which the "current" search and exports rely on only loosely). */
+static void index_key(ovc_admin_keys *ks, uint32_t i)
+{
+	uint32_t *head[2] = { &ks->b_owner[owner_bucket(ks, ks->k[i].asset, ks->k[i].user)],
+			      &ks->b_id[id_bucket(ks, ks->k[i].id)] };
+	uint32_t *next[2] = { ks->next_owner, ks->next_id };
+
+	for (int t = 0; t < 2; t++) {
+		uint32_t *p = head[t];
+		while (*p != OVC_KEY_NONE)
+			p = &next[t][*p];
+		*p = i;
+		next[t][i] = OVC_KEY_NONE;
+	}
+}
+
+/* Room for `cap` keys: a new slab (the old one wiped and freed) and new
+ * chains. */
+static int keys_grow(ovc_admin_keys *ks, size_t cap)
+{
+	ovc_admin_key *nk = ovc_secret_alloc(cap * sizeof(*nk));
+	uint32_t *no = malloc(cap * sizeof(*no)), *ni = malloc(cap * sizeof(*ni));
+	uint32_t *bo = malloc(cap * sizeof(*bo)), *bi = malloc(cap * sizeof(*bi));
+
+	if (!nk || !no || !ni || !bo || !bi || cap >= OVC_KEY_NONE) {
+		ovc_secret_free(nk);
+		free(no);
+		free(ni);
+		free(bo);
+		free(bi);
+		return -ENOMEM;
+	}
+	if (ks->n)
+		memcpy(nk, ks->k, ks->n * sizeof(*nk));
+	ovc_secret_free(ks->k);
+	free(ks->next_owner);
+	free(ks->next_id);
+	free(ks->b_owner);
+	free(ks->b_id);
+	ks->k = nk;
+	ks->next_owner = no;
+	ks->next_id = ni;
+	ks->b_owner = bo;
+	ks->b_id = bi;
+	ks->cap = ks->nb = cap;
+	memset(bo, 0xff, cap * sizeof(*bo));
+	memset(bi, 0xff, cap * sizeof(*bi));
+	for (size_t i = 0; i < ks->n; i++)
+		index_key(ks, (uint32_t)i);
+	return 0;
+}
+
 int admin_keys_add(ovc_admin_keys *ks, const ovc_admin_key *k)
 {
-	for (size_t i = 0; i < ks->n; i++) {
-		if (memcmp(ks->k[i].id, k->id, OVC_KEY_ID_BYTES) != 0)
-			continue;
-		return sodium_memcmp(ks->k[i].key, k->key, OVC_KEY_BYTES) == 0 ? 0 : -EEXIST;
+	if (ks->nb) {
+		for (uint32_t i = ks->b_id[id_bucket(ks, k->id)]; i != OVC_KEY_NONE; i = ks->next_id[i]) {
+			if (memcmp(ks->k[i].id, k->id, OVC_KEY_ID_BYTES) != 0)
+				continue;
+			return sodium_memcmp(ks->k[i].key, k->key, OVC_KEY_BYTES) == 0 ? 0 : -EEXIST;
+		}
 	}
-	if (ks->n == ks->cap) {
-		size_t ncap = ks->cap ? ks->cap * 2 : 16;
-		ovc_admin_key *nk = ovc_secret_alloc(ncap * sizeof(*nk));
-		if (!nk)
-			return -ENOMEM;
-		if (ks->n)
-			memcpy(nk, ks->k, ks->n * sizeof(*nk));
-		ovc_secret_free(ks->k);
-		ks->k = nk;
-		ks->cap = ncap;
-	}
-	ks->k[ks->n++] = *k;
+	if (ks->n == ks->cap && keys_grow(ks, ks->cap ? ks->cap * 2 : 64) != 0)
+		return -ENOMEM;
+	ks->k[ks->n] = *k;
+	index_key(ks, (uint32_t)ks->n);
+	ks->n++;
 	return 0;
+}
+
+uint32_t admin_keys_first(const ovc_admin_keys *ks, const char *asset,
+			  const char *user)
+{
+	uint32_t i;
+
+	if (!ks->nb)
+		return OVC_KEY_NONE;
+	for (i = ks->b_owner[owner_bucket(ks, asset, user)]; i != OVC_KEY_NONE;
+	     i = ks->next_owner[i])
+		if (!strcmp(ks->k[i].asset, asset) && !strcmp(ks->k[i].user, user))
+			return i;
+	return OVC_KEY_NONE;
+}
+
+uint32_t admin_keys_next(const ovc_admin_keys *ks, uint32_t i)
+{
+	const ovc_admin_key *k = &ks->k[i];
+
+	for (i = ks->next_owner[i]; i != OVC_KEY_NONE; i = ks->next_owner[i])
+		if (!strcmp(ks->k[i].asset, k->asset) && !strcmp(ks->k[i].user, k->user))
+			return i;
+	return OVC_KEY_NONE;
 }
 
 ovc_admin_key *admin_keys_current(ovc_admin_keys *ks, const char *asset,
 				  const char *user)
 {
-	for (size_t i = 0; i < ks->n; i++)
-		if (ks->k[i].current && !strcmp(ks->k[i].asset, asset) &&
-		    !strcmp(ks->k[i].user, user ? user : ""))
+	const char *who = user ? user : "";
+
+	for (uint32_t i = admin_keys_first(ks, asset, who); i != OVC_KEY_NONE;
+	     i = admin_keys_next(ks, i))
+		if (ks->k[i].current)
 			return &ks->k[i];
 	return NULL;
+}
+
+/* A random version 4 key id (RFC 9562) and key. */
+static void key_random(ovc_admin_key *k)
+{
+	randombytes_buf(k->id, sizeof(k->id));
+	k->id[6] = (uint8_t)((k->id[6] & 0x0f) | 0x40);
+	k->id[8] = (uint8_t)((k->id[8] & 0x3f) | 0x80);
+	randombytes_buf(k->key, sizeof(k->key));
 }
 
 ovc_admin_key *admin_keys_new(ovc_admin_keys *ks, const char *asset,
 			      const char *user, int64_t now)
 {
-	ovc_admin_key k;
-	ovc_keyset *one = ovc_keyset_new(1);
-	const ovc_key *g;
-	ovc_admin_key *old;
+	ovc_admin_key k, *old;
 
-	if (!one || ovc_keyset_generate(one, &g) != 0) {
-		ovc_keyset_free(one);
-		return NULL;
-	}
 	memset(&k, 0, sizeof(k));
-	memcpy(k.id, g->id, OVC_KEY_ID_BYTES);
-	memcpy(k.key, g->key, OVC_KEY_BYTES);
-	ovc_keyset_free(one);
+	key_random(&k);
 	snprintf(k.asset, sizeof(k.asset), "%s", asset);
 	snprintf(k.user, sizeof(k.user), "%s", user ? user : "");
 	k.created = now;
@@ -88,7 +184,7 @@ ovc_admin_key *admin_keys_new(ovc_admin_keys *ks, const char *asset,
 		old->current = 0;
 	if (admin_keys_add(ks, &k) != 0) {
 		if (old)
-			old->current = 1;
+			old->current = 1; /* still valid: add failed before growing */
 		sodium_memzero(&k, sizeof(k));
 		return NULL;
 	}
@@ -99,6 +195,10 @@ ovc_admin_key *admin_keys_new(ovc_admin_keys *ks, const char *asset,
 void admin_keys_free(ovc_admin_keys *ks)
 {
 	ovc_secret_free(ks->k);
+	free(ks->next_owner);
+	free(ks->next_id);
+	free(ks->b_owner);
+	free(ks->b_id);
 	memset(ks, 0, sizeof(*ks));
 }
 

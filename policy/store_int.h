@@ -9,11 +9,25 @@
 
 #include "policy/store.h"
 
-/* The asset keys, in one secret slab. */
+/* The asset keys, in one secret slab, indexed two ways (hash chains of
+ * key indexes, so lookups stay fast with tens of thousands of keys): by
+ * owner (asset, user) and by key id. */
+#define OVC_KEY_NONE UINT32_MAX
 typedef struct ovc_admin_keys {
 	size_t n, cap;
-	ovc_admin_key *k;  /* sodium_malloc */
+	ovc_admin_key *k;        /* sodium_malloc */
+	uint32_t *next_owner;    /* per key: the next key of the same bucket */
+	uint32_t *next_id;
+	uint32_t *b_owner, *b_id;/* nb buckets each: the first key */
+	size_t nb;               /* a power of two, >= cap */
 } ovc_admin_keys;
+
+/* The keys of (asset, user) — user "" for shared assets — in the order
+ * added: for (i = admin_keys_first(…); i != OVC_KEY_NONE; i =
+ * admin_keys_next(…)). */
+uint32_t admin_keys_first(const ovc_admin_keys *ks, const char *asset,
+			  const char *user);
+uint32_t admin_keys_next(const ovc_admin_keys *ks, uint32_t i);
 
 /* What state.json remembers of one user. */
 typedef struct ovc_state_user {

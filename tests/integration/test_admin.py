@@ -211,8 +211,12 @@ def test_security_changes_need_confirmation(store, tmp_path):
     assert p.returncode == 1
     assert "user 'carol' added" in out(p) and "--yes" in out(p)
     assert not (store.out / "carol.json").exists()
+    p = store.adm("publish", "--out", store.out, "--if-due")   # a timer never confirms
+    assert p.returncode == 1 and "by hand" in out(p)
     p = publish(store, "--yes")
     assert (store.out / "carol.json").exists()
+    p = publish(store, "--if-due")                             # nothing due: nothing written
+    assert "0 written" in out(p)
     log = (store.dir / "audit.log").read_text()
     assert "user 'carol' added" in log
 
