@@ -347,6 +347,30 @@ static void test_json_not_nul_terminated(void **state)
 	free(s);
 }
 
+/* The admin tool's export adds "user" and "current" per key. */
+static void test_json_export_members(void **state)
+{
+	static const char ok[] =
+		"{\"format\":\"overcrypt-keys/1\",\"keys\":[{\"key_id\":"
+		"\"3f2a6c1e-9b7d-4e0a-8c5f-112233445566\",\"key\":"
+		"\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\",\"asset\":\"home\","
+		"\"user\":\"alice\",\"created\":\"2026-11-24T10:00:00Z\",\"current\":true}]}";
+	static const char bad[] =
+		"{\"format\":\"overcrypt-keys/1\",\"keys\":[{\"key_id\":"
+		"\"3f2a6c1e-9b7d-4e0a-8c5f-112233445566\",\"key\":"
+		"\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\",\"current\":\"yes\"}]}";
+	ovc_keyset *ks = NULL;
+	ovc_err e;
+	(void)state;
+
+	assert_int_equal(ovc_keyset_parse_json(ok, sizeof(ok) - 1, &ks, &e), 0);
+	assert_int_equal(ks->n, 1);
+	ovc_keyset_free(ks);
+	ks = NULL;
+	assert_int_equal(ovc_keyset_parse_json(bad, sizeof(bad) - 1, &ks, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "keys[0].current"));
+}
+
 static void test_save_load(void **state)
 {
 	char dir[] = "/tmp/ovc-test-keys-XXXXXX", path[256], link_path[256];
@@ -457,6 +481,7 @@ int main(void)
 		cmocka_unit_test(test_json_known_values),
 		cmocka_unit_test(test_json_malformed),
 		cmocka_unit_test(test_json_not_nul_terminated),
+		cmocka_unit_test(test_json_export_members),
 		cmocka_unit_test(test_save_load),
 		cmocka_unit_test(test_load_export),
 	};
