@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "cli/cli_util.h"
 #include "common/common.h"
 #include "crypto/keystore.h"
@@ -608,12 +610,32 @@ static int audit_print(void *ctx, const ovc_audit_entry *en)
 	return 0;
 }
 
+/* Say whether org.conf is the one the head was signed with: a difference
+ * is normal after an edit, and the sign of a rollback otherwise. */
+static void report_org_conf(const char *dir, const ovc_audit_head *h)
+{
+	char path[PATH_MAX];
+	uint8_t *txt, sha[32];
+	size_t len;
+
+	snprintf(path, sizeof(path), "%s/org.conf", dir);
+	if (ovc_read_file(path, 16u << 20, 0, &txt, &len) != 0)
+		return;
+	crypto_hash_sha256(sha, txt, len);
+	free(txt);
+	if (sodium_memcmp(sha, h->org_conf_sha256, 32) == 0)
+		printf("org.conf is the one published last\n");
+	else
+		printf("org.conf differs from the one published last: edited since, or rolled back\n");
+}
+
 static int audit_verify(const char *dir, const char *head, ovc_err *e)
 {
 	char log[PATH_MAX], pubp[PATH_MAX], sigp[PATH_MAX];
 	uint8_t *pub = NULL, *hj = NULL, *sig = NULL, last[32];
 	size_t plen, hlen, slen;
 	ovc_minisign_pubkey pk;
+	ovc_audit_head h;
 	uint64_t count;
 	int rc;
 
@@ -637,9 +659,14 @@ static int audit_verify(const char *dir, const char *head, ovc_err *e)
 	if (rc && !e->msg[0])
 		ovc_err_set(e, rc, "%s", strerror(-rc));
 	if (!rc)
-		rc = ovc_audit_head_verify(log, (char *)hj, hlen, (char *)sig, slen, &pk, e);
-	if (!rc)
-		printf("audit.log matches the signed head %s\n", head);
+		rc = ovc_audit_head_verify_ex(log, (char *)hj, hlen, (char *)sig, slen, &pk, &h,
+					      &count, e);
+	if (!rc) {
+		printf("audit.log matches the signed head %s (%llu entries signed, %llu now)\n", head,
+		       (unsigned long long)h.entries, (unsigned long long)count);
+		report_org_conf(dir, &h);
+		ovc_audit_head_release(&h);
+	}
 	free(pub);
 	free(hj);
 	free(sig);

@@ -345,7 +345,8 @@ def test_audit_log_show_verify_and_signed_head(store):
     assert "drop" in out(p) and "publish" not in out(p)
     head = store.out / "audit-head.json"
     assert head.exists() and (store.out / "audit-head.json.minisig").exists()
-    assert store.adm("audit", "verify", "--head", head).returncode == 0
+    p = store.adm("audit", "verify", "--head", head)
+    assert p.returncode == 0 and "org.conf is the one published last" in out(p), out(p)
     log = store.dir / "audit.log"
     lines = log.read_text().splitlines(keepends=True)
     # an edited line is named
