@@ -141,10 +141,18 @@ bench: all $(BENCH_BINS) $(TOOL_BINS)
 
 # --- fuzzing (clang + libFuzzer; sources built again with the fuzzer) -------
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -I. $(PKG_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined
-FUZZ_LIB_SRCS := $(wildcard common/*.c crypto/*.c policy/*.c)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(FLAGS_STAMP)
+FUZZ_LIB_SRCS := $(wildcard common/*.c crypto/*.c policy/*.c daemon/*.c)
+FUZZ_LIB_OBJS := $(patsubst %.c,$(BUILD)/fuzzobj/%.o,$(FUZZ_LIB_SRCS))
+$(BUILD)/fuzzobj/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_SRCS) $(PKG_LIBS) -lcrypt
+	clang $(FUZZ_CFLAGS) -c -o $@ $<
+$(BUILD)/fuzz/libfuzzlibs.a: $(FUZZ_LIB_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@
+	ar rcs $@ $^
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(BUILD)/fuzz/libfuzzlibs.a $(FLAGS_STAMP)
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/fuzz/libfuzzlibs.a $(PKG_LIBS) -lcrypt
 
 fuzz: $(FUZZ_BINS)
 	@set -e; for f in $(FUZZ_BINS); do \
