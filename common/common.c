@@ -97,6 +97,28 @@ void ovc_diag_free(ovc_diag *d)
 	memset(d, 0, sizeof(*d));
 }
 
+int ovc_json_check_members(const struct cJSON *obj, const char *const *allowed,
+			   const char *where, ovc_err *e)
+{
+	const cJSON *m, *o;
+
+	for (m = obj->child; m; m = m->next) {
+		const char *const *a;
+
+		for (a = allowed; *a; a++)
+			if (strcmp(m->string, *a) == 0)
+				break;
+		if (!*a)
+			return ovc_err_set(e, -EINVAL, "%s%.64s: unknown member",
+					   where, m->string);
+		for (o = obj->child; o != m; o = o->next)
+			if (strcmp(o->string, m->string) == 0)
+				return ovc_err_set(e, -EINVAL, "%s%.64s: duplicate member",
+						   where, m->string);
+	}
+	return 0;
+}
+
 int ovc_common_init(void)
 {
 	cJSON_Hooks hooks = { .malloc_fn = ovc_wipe_malloc, .free_fn = ovc_wipe_free };

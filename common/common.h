@@ -61,6 +61,14 @@ int ovc_diag_add(ovc_diag *d, const char *file, int line, const char *fmt, ...)
 /* Free the messages; the struct may be reused (it is zeroed). */
 void ovc_diag_free(ovc_diag *d);
 
+/* Strict JSON objects (cJSON): refuse a member whose name is not in
+ * `allowed` (NULL-terminated) and a name given twice (cJSON keeps both).
+ * `where` prefixes the message ("keys[1].": "keys[1].colour: unknown
+ * member"). Returns 0 or -EINVAL. */
+struct cJSON;
+int ovc_json_check_members(const struct cJSON *obj, const char *const *allowed,
+			   const char *where, ovc_err *e);
+
 /* ---------------------------------------------------------------------------
  * Little-endian codecs for on-disk and on-wire structures (never fwrite a
  * struct).

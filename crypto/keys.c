@@ -196,31 +196,6 @@ int ovc_keyset_add(ovc_keyset *ks, const ovc_key *k)
  * Keys-file JSON: parse.
  */
 
-/* Refuse member names outside `allowed` (NULL-terminated) and a name given
- * twice (cJSON keeps both). `where` prefixes the message ("keys[1]."). */
-static int check_members(const cJSON *obj, const char *const *allowed,
-			 const char *where, ovc_err *e)
-{
-	const cJSON *m, *o;
-
-	for (m = obj->child; m; m = m->next) {
-		const char *const *a;
-
-		for (a = allowed; *a; a++)
-			if (strcmp(m->string, *a) == 0)
-				break;
-		if (!*a)
-			return ovc_err_set(e, -EINVAL, "%s%.64s: unknown member",
-					   where, m->string);
-		for (o = obj->child; o != m; o = o->next)
-			if (strcmp(o->string, m->string) == 0)
-				return ovc_err_set(e, -EINVAL,
-						   "%s%s: duplicate member",
-						   where, m->string);
-	}
-	return 0;
-}
-
 /* The string member `name` of `obj`; missing is an error when `required`. */
 static int get_string(const cJSON *obj, const char *name, int required,
 		      const char *where, const cJSON **out, ovc_err *e)
@@ -296,7 +271,7 @@ static int parse_key_entry(const cJSON *item, size_t i, ovc_keyset *ks,
 	snprintf(where, sizeof(where), "keys[%zu].", i);
 	if (!cJSON_IsObject(item))
 		return ovc_err_set(e, -EINVAL, "keys[%zu]: not an object", i);
-	rc = check_members(item, key_members, where, e);
+	rc = ovc_json_check_members(item, key_members, where, e);
 	if (!rc)
 		rc = get_string(item, "key_id", 1, where, &id_s, e);
 	if (!rc)
@@ -337,7 +312,7 @@ static int parse_tree(const cJSON *root, ovc_keyset **out, ovc_err *e)
 
 	if (!cJSON_IsObject(root))
 		return ovc_err_set(e, -EINVAL, "top level: not a JSON object");
-	rc = check_members(root, top_members, "", e);
+	rc = ovc_json_check_members(root, top_members, "", e);
 	if (!rc)
 		rc = get_string(root, "format", 1, "", &fmt, e);
 	if (rc)

@@ -314,23 +314,6 @@ static int walk_value(struct walk *w, const cJSON *v)
  * "rules[3].").
  */
 
-/* Refuse members not in `allowed` (NULL-terminated). */
-static int check_members(const cJSON *obj, const char *const *allowed,
-			 const char *pre, ovc_err *e)
-{
-	for (const cJSON *m = obj->child; m; m = m->next) {
-		const char *const *a;
-
-		for (a = allowed; *a; a++)
-			if (strcmp(m->string, *a) == 0)
-				break;
-		if (!*a)
-			return ovc_err_set(e, -EINVAL, "%s%.64s: unknown member",
-					   pre, m->string);
-	}
-	return 0;
-}
-
 static int get_member(const cJSON *obj, const char *name, const char *pre,
 		      const cJSON **out, ovc_err *e)
 {
@@ -474,7 +457,7 @@ static int parse_settings(const cJSON *root, ovc_policy_settings *st,
 		return rc;
 	if (!cJSON_IsObject(o))
 		return ovc_err_set(e, -EINVAL, "settings: not an object");
-	rc = check_members(o, settings_members, pre, e);
+	rc = ovc_json_check_members(o, settings_members, pre, e);
 	if (!rc)
 		rc = get_uint(o, "refresh_interval_s", pre, 1,
 			      OVC_POLICY_DURATION_MAX_S, &st->refresh_interval_s, e);
@@ -551,7 +534,7 @@ static int parse_rule(const cJSON *item, size_t i, ovc_rule *r, ovc_err *e)
 	snprintf(pre, sizeof(pre), "rules[%zu].", i);
 	if (!cJSON_IsObject(item))
 		return ovc_err_set(e, -EINVAL, "rules[%zu]: not an object", i);
-	rc = check_members(item, rule_members, pre, e);
+	rc = ovc_json_check_members(item, rule_members, pre, e);
 	if (!rc)
 		rc = get_name(item, "asset", pre, &asset, e);
 	r->asset = asset;
@@ -690,7 +673,7 @@ static int parse_tree(const cJSON *root, ovc_policy *p, ovc_err *e)
 
 	if (!cJSON_IsObject(root))
 		return ovc_err_set(e, -EINVAL, "document: not a JSON object");
-	rc = check_members(root, top_members, "", e);
+	rc = ovc_json_check_members(root, top_members, "", e);
 	if (!rc)
 		rc = parse_header(root, p, e);
 	if (!rc)
