@@ -1,14 +1,10 @@
 /*
  * config.c - overcrypt.conf: reading (inih), checking and merging the files.
  *
- * How inih is used: as in policy/orgconf.c, and for the same reasons
- * (Debian's inih 55 gives the handler no line number, cuts long lines
- * silently and reports only the first malformed line). inih reads through
- * ini_parse_stream() with our reader, which counts lines and handles
- * blank lines, comments, section headers and malformed lines itself
- * (reporting each), and hands inih only key lines, trimmed and without a
- * trailing comment; inih splits them into name and value. inih's global
- * options are read, never set.
+ * How inih is used: through the line reader of common/ini.h, which counts
+ * lines, handles blank lines, comments, section headers and malformed
+ * lines (reporting each), and hands inih only key lines; inih splits them
+ * into name and value. Key lines are at most OVC_CONFIG_MAX_LINE bytes.
  *
  * Each file is read into its own set of slots (one per key: the values
  * and the line of each); once the file is read, the keys it set replace
@@ -25,9 +21,9 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include <ini.h>
 #include <sodium.h>
 
+#include "common/ini.h"
 #include "daemon/config.h"
 
 enum sec { SEC_NONE = -2, SEC_SKIP = -1, SEC_SERVER, SEC_CLIENT, SEC_MOUNT, SEC_LOG };
@@ -81,10 +77,7 @@ struct load {
 	char **files;        /* every file read, in order */
 	size_t nfiles;
 	const char *name;    /* the file being read */
-	/* the reader */
-	const char *p, *end;
-	int lineno;
-	int fed_line, fed_handled;
+	int lineno;          /* of the line being applied */
 	enum sec sec;
 	struct slot cur[K_COUNT];   /* the file being read */
 	struct slot all[K_COUNT];   /* merged */
@@ -186,18 +179,6 @@ static void add_value(struct load *L, enum key k, const char *v, size_t len)
  * Values.
  */
 
-/* A user or group name as the policy names users: 1-64 characters of
- * [A-Za-z0-9._-], starting with a letter or digit. */
-static int name_ok(const char *s, size_t len)
-{
-	if (len < 1 || len > 64 || !isalnum((unsigned char)s[0]))
-		return 0;
-	for (size_t i = 0; i < len; i++)
-		if (!isalnum((unsigned char)s[i]) && !strchr("._-", s[i]))
-			return 0;
-	return 1;
-}
-
 static int url_ok(const char *v)
 {
 	const char *rest;
@@ -289,7 +270,7 @@ static void apply_users(struct load *L, const char *v)
 		items += t > s;
 		if (t == s) {
 			/* empty items (a trailing comma) are ignored */
-		} else if (!name_ok(s + (*s == '@'), (size_t)(t - s) - (*s == '@'))) {
+		} else if (!ovc_ini_name_ok(s + (*s == '@'), (size_t)(t - s) - (*s == '@'))) {
 			ERR(L, "bad item '%s' in 'users': a user name or @group of 1-64 "
 			    "letters, digits, '.', '_' or '-', starting with a letter or digit",
 			    shown(item, b));
@@ -348,7 +329,7 @@ static void apply(struct load *L, enum key k, const char *v)
 		if (L->o->mode == OVC_CONFIG_SYSTEM)
 			return ERR(L, "'user' is for user mode; in system mode list the users "
 				   "served in 'users'");
-		if (!name_ok(v, strlen(v)))
+		if (!ovc_ini_name_ok(v, strlen(v)))
 			return ERR(L, "bad user '%s': 1-64 letters, digits, '.', '_' or '-', "
 				   "starting with a letter or digit", shown(v, b));
 		return add_value(L, k, v, strlen(v));
@@ -372,64 +353,63 @@ static int key_find(enum sec sec, const char *name)
 	return -1;
 }
 
-/* inih's handler: one key line (the section is ours, not inih's). */
-static int handler(void *user, const char *section, const char *name, const char *value)
+/* The reader's key callback: one key line, `name` and `value` trimmed by
+ * inih. */
+static void on_key(void *ctx, const char *name, const char *value, int line)
 {
-	struct load *L = user;
+	struct load *L = ctx;
 	struct slot *s;
 	char b[72];
 	int k;
 
-	(void)section;
-	L->fed_handled = 1;
+	L->lineno = line;
 	if (L->sec == SEC_NONE) {
 		ERR(L, "'%s' comes before any section ([server], [client], [mount] or [log])",
 		    shown(name, b));
-		return 1;
+		return;
 	}
 	if (L->sec == SEC_SKIP)
-		return 1;
+		return;
 	if (!*name) {
 		ERR(L, "no key name before '=' in [%s]", sec_names[L->sec]);
-		return 1;
+		return;
 	}
 	k = key_find(L->sec, name);
 	if (k < 0) {
 		ERR(L, "unknown key '%s' in [%s]", shown(name, b), sec_names[L->sec]);
-		return 1;
+		return;
 	}
 	s = &L->cur[k];
 	if (s->line && keys[k].max == 1) {
 		ERR(L, "duplicate key '%s' in [%s] (first at line %d)", name,
 		    sec_names[L->sec], s->line);
-		return 1;
+		return;
 	}
 	if (!s->line)
 		s->line = L->lineno;
 	if (!*value) {
 		ERR(L, "'%s' has no value", name);
-		return 1;
+		return;
 	}
 	apply(L, (enum key)k, value);
-	return 1;
 }
 
-/* A "[...]" line: [s, e) trimmed, *s == '['. */
-static void header(struct load *L, const char *s, const char *e)
+/* A section header: `inner` is the text between '[' and ']' ([inner,
+ * inner+len), untrimmed), NULL when the reader refused the header. */
+static void on_section(void *ctx, const char *inner, size_t len, int line)
 {
-	const char *close = memchr(s, ']', (size_t)(e - s)), *t, *n, *ne;
+	struct load *L = ctx;
+	const char *e, *n, *ne;
 	char b[72], in[OVC_CONFIG_MAX_LINE + 1];
 
+	L->lineno = line;
 	L->sec = SEC_SKIP;
-	if (!close)
-		return ERR(L, "section header without ']'");
-	for (t = close + 1; t < e && isspace((unsigned char)*t); t++)
+	if (!inner)
+		return;
+	e = inner + len;
+	for (n = inner; n < e && isspace((unsigned char)*n); n++)
 		;
-	if (t < e && *t != '#' && *t != ';')
-		return ERR(L, "text after the section header's ']'");
-	for (n = s + 1; n < close && isspace((unsigned char)*n); n++)
-		;
-	for (ne = close; ne > n && isspace((unsigned char)ne[-1]); ne--)
+	for (ne = e; ne > n && isspace((unsigned char)ne[-1]); ne--)
 		;
 	for (int i = 0; i < (int)(sizeof(sec_names) / sizeof(sec_names[0])); i++)
 		if (strlen(sec_names[i]) == (size_t)(ne - n) && !memcmp(sec_names[i], n, (size_t)(ne - n))) {
@@ -441,84 +421,20 @@ static void header(struct load *L, const char *s, const char *e)
 	    shown(in, b));
 }
 
-/* The end of [s, e) without a " ;" comment and trailing space (inih's rule). */
-static const char *value_end(const char *s, const char *e)
+/* The reader's error callback (common/ini.h): a fault it found. */
+static void on_error(void *ctx, int line, const char *msg)
 {
-	int was_space = 0;
-	const char *t;
+	struct load *L = ctx;
 
-	for (t = s; t < e; t++) {
-		if (was_space && *t == ';')
-			break;
-		was_space = isspace((unsigned char)*t);
-	}
-	while (t > s && isspace((unsigned char)t[-1]))
-		t--;
-	return t;
+	load_err(L, L->name, line, "%s", msg);
 }
 
-/* One raw line [s, e) without its '\n'. Returns 1 when `str` (of `num`
- * bytes) now holds a key line for inih. */
-static int line(struct load *L, const char *s, const char *e, char *str, int num)
-{
-	size_t room = num > 2 ? (size_t)num - 2 : 0;
-
-	if (L->lineno == 1 && e - s >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3))
-		s += 3;
-	if (memchr(s, '\0', (size_t)(e - s))) {
-		ERR(L, "the line holds a NUL byte");
-		return 0;
-	}
-	while (s < e && isspace((unsigned char)*s))
-		s++;
-	e = value_end(s, e);
-	if (s == e || *s == '#' || *s == ';')
-		return 0;
-	if (*s == '[') {
-		header(L, s, e);
-		return 0;
-	}
-	if (!memchr(s, '=', (size_t)(e - s)) && !memchr(s, ':', (size_t)(e - s))) {
-		ERR(L, "expected 'key = value', a [section] or a comment");
-		return 0;
-	}
-	if (room > OVC_CONFIG_MAX_LINE)
-		room = OVC_CONFIG_MAX_LINE;
-	if ((size_t)(e - s) > room) {
-		ERR(L, "line longer than %zu characters", room);
-		return 0;
-	}
-	memcpy(str, s, (size_t)(e - s));
-	str[e - s] = '\n';
-	str[e - s + 1] = '\0';
-	L->fed_line = L->lineno;
-	L->fed_handled = 0;
-	return 1;
-}
-
-/* inih's reader: fgets-like, but it gives inih key lines only. */
-static char *reader(char *str, int num, void *stream)
-{
-	struct load *L = stream;
-
-	for (;;) {
-		const char *nl, *e;
-		int fed;
-
-		if (L->fed_line && !L->fed_handled)
-			load_err(L, L->name, L->fed_line, "expected 'key = value'");
-		L->fed_line = 0;
-		if (L->p >= L->end)
-			return NULL;
-		nl = memchr(L->p, '\n', (size_t)(L->end - L->p));
-		e = nl ? nl : L->end;
-		L->lineno++;
-		fed = line(L, L->p, e, str, num);
-		L->p = nl ? nl + 1 : L->end;
-		if (fed)
-			return str;
-	}
-}
+static const ovc_ini_ops config_ini = {
+	.max_line = OVC_CONFIG_MAX_LINE,
+	.error = on_error,
+	.section = on_section,
+	.key = on_key,
+};
 
 /* Read the text of the file `name` into L->cur, then merge it into L->all. */
 static int parse_text(struct load *L, const char *text, size_t len, const char *name)
@@ -535,13 +451,10 @@ static int parse_text(struct load *L, const char *text, size_t len, const char *
 	L->files = nf;
 	L->files[L->nfiles++] = copy;
 	L->name = copy;
-	L->p = text;
-	L->end = text + len;
 	L->lineno = 0;
-	L->fed_line = 0;
 	L->sec = SEC_NONE;
-	rc = ini_parse_stream(reader, L, handler, L);
-	if (rc < 0)
+	rc = ovc_ini_parse(text, len, &config_ini, L);
+	if (rc == -ENOMEM) /* -EINVAL (inih refused a line we fed it) cannot be */
 		return -ENOMEM;
 	for (int k = 0; k < K_COUNT; k++) {
 		if (L->cur[k].n) {
@@ -678,7 +591,7 @@ static void user_default(struct load *L, ovc_config *c)
 		return;
 	if (!login || !*login)
 		return load_err(L, NULL, 0, "no login name to use as the user: set [client] user");
-	if (!name_ok(login, strlen(login)))
+	if (!ovc_ini_name_ok(login, strlen(login)))
 		return load_err(L, NULL, 0, "the login name '%s' is not a user name of the "
 				"policy (1-64 letters, digits, '.', '_' or '-'): set [client] user",
 				shown(login, b));

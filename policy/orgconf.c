@@ -2,25 +2,14 @@
  * orgconf.c - org.conf: loading (inih), the checks of `check`, and the
  * membership queries publish and explain ask.
  *
- * How inih is used. Debian's libinih 55 is built with INI_HANDLER_LINENO 0
- * (the handler gets no line number; defining the macro on our side would
- * only change our view of the handler's type, not the library), without
- * INI_CALL_HANDLER_ON_NEW_SECTION (an empty [user carol] would be
- * invisible), with 50-byte section names (longer ones are cut silently),
- * 200-byte lines (longer ones are cut silently), and it reports only the
- * first malformed line. So inih reads through ini_parse_stream() with our
- * reader, which walks the text line by line and:
- *   - counts lines, so the handler knows the line of every key;
- *   - handles what is not "key = value" itself: blank lines, comments,
- *     section headers (kept here, so names may be 64 characters and an
- *     empty section is seen), continuation lines, and malformed lines
- *     (each reported, so one run shows them all);
- *   - hands inih only key lines, without their indentation (inih's own
- *     continuation rule never fires) and without a trailing comment, and
- *     splits a list line longer than inih's buffer at a comma, applying
- *     the rest itself as a continuation.
- * inih then splits each key line into name and value and trims them.
- * inih's global options (ini_max_line and friends) are read, never set.
+ * How inih is used: through the line reader of common/ini.h (see there
+ * why Debian's libinih 55 is not used directly), with its three org.conf
+ * options: an indented line after a key continues it (lists and
+ * description; other keys refuse it here), a list line longer than inih's
+ * buffer is split at a comma and the rest applied as a continuation, and
+ * section headers are read the lax way (see OVC_INI_HEADER_LAX). Section
+ * headers are ours (names may be 64 characters, an empty section is seen);
+ * inih only splits key lines into name and value.
  */
 #define _GNU_SOURCE /* asprintf */
 #include <ctype.h>
@@ -30,11 +19,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include <ini.h>
-
+#include "common/ini.h"
 #include "policy/orgconf.h"
-
-#define NAME_MAX_LEN 64
 
 /* ---------------------------------------------------------------------------
  * Small helpers.
@@ -91,16 +77,6 @@ static const char *shown(const char *s, char buf[72])
 	else
 		buf[i] = '\0';
 	return buf;
-}
-
-static int name_ok(const char *s, size_t len)
-{
-	if (len == 0 || len > NAME_MAX_LEN || !isalnum((unsigned char)s[0]))
-		return 0;
-	for (size_t i = 0; i < len; i++)
-		if (!isalnum((unsigned char)s[i]) && !strchr("._-", s[i]))
-			return 0;
-	return 1;
 }
 
 int ovc_duration_parse(const char *s, uint64_t *out)
@@ -421,12 +397,7 @@ struct load {
 	ovc_org *org;
 	ovc_diag *d;
 	int nerr, oom;
-	/* the reader */
-	const char *p, *end;
-	int lineno;
-	int fed_line, fed_handled;   /* the key line last given to inih */
-	const char *pending, *pending_end; /* rest of a split long line */
-	int pending_line;
+	int lineno;                  /* of the line being applied */
 	/* the section being read */
 	enum sec_kind kind;
 	size_t idx;
@@ -492,7 +463,7 @@ static void list_add(struct load *L, const char *key, char ***v, int **lines,
 			free(item);
 			continue;
 		}
-		if (!name_ok(item, strlen(item))) {
+		if (!ovc_ini_name_ok(item, strlen(item))) {
 			ERR(L, line, "bad name '%s' in '%s' of %s: names are 1-64 letters, "
 			    "digits, '.', '_' or '-', starting with a letter or digit",
 			    shown(item, b), key, L->label);
@@ -575,7 +546,7 @@ static void apply_settings(struct load *L, int k, const char *value)
 	switch (k) {
 	case K_ORG:
 		L->org_line = L->lineno;
-		if (!name_ok(value, strlen(value)))
+		if (!ovc_ini_name_ok(value, strlen(value)))
 			ERR(L, L->lineno, "bad org name '%s': names are 1-64 letters, digits, "
 			    "'.', '_' or '-', starting with a letter or digit", shown(value, b));
 		else
@@ -689,11 +660,13 @@ static void apply(struct load *L, int k, const char *value)
 
 /* More text for the key being continued (an indented line, or the rest of
  * a long line split at a comma). */
-static void apply_cont(struct load *L, const char *s, size_t len, int line)
+static void on_cont(void *ctx, const char *s, size_t len, int line)
 {
+	struct load *L = ctx;
 	int k = L->cont_key;
 
-	if (k == -2)
+	L->lineno = line;
+	if (k < 0 || L->kind == SEC_NONE || L->kind == SEC_SKIP)
 		return;
 	if (!keys_of(L->kind)[k].cont) {
 		ERR(L, line, "indented line after '%s' in %s: only lists and description "
@@ -710,41 +683,40 @@ static void apply_cont(struct load *L, const char *s, size_t len, int line)
 		desc_add(L, &L->org->users[L->idx].description, s, len);
 }
 
-/* inih's handler: one key line (the section is ours, not inih's). */
-static int handler(void *user, const char *section, const char *name, const char *value)
+/* The reader's key callback: one key line, `name` and `value` trimmed by
+ * inih. */
+static void on_key(void *ctx, const char *name, const char *value, int line)
 {
-	struct load *L = user;
+	struct load *L = ctx;
 	int k;
 	char b[72];
 
-	(void)section;
-	L->fed_handled = 1;
+	L->lineno = line;
 	L->cont_key = -2;
 	if (L->kind == SEC_NONE) {
 		ERR(L, L->lineno, "'%s' comes before any section (start with [settings])",
 		    shown(name, b));
-		return 1;
+		return;
 	}
 	if (L->kind == SEC_SKIP)
-		return 1;
+		return;
 	k = key_find(L->kind, name, strlen(name));
 	if (!*name) {
 		ERR(L, L->lineno, "no key name before '=' in %s", L->label);
-		return 1;
+		return;
 	}
 	if (k < 0) {
 		ERR(L, L->lineno, "unknown key '%s' in %s", shown(name, b), L->label);
-		return 1;
+		return;
 	}
 	if (L->key_line[k]) {
 		ERR(L, L->lineno, "duplicate key '%s' in %s (first at line %d)", name, L->label,
 		    L->key_line[k]);
-		return 1;
+		return;
 	}
 	L->key_line[k] = L->lineno;
 	L->cont_key = k;
 	apply(L, k, value);
-	return 1;
 }
 
 /* Start a section of `kind` named `name` (NUL-terminated, trimmed). */
@@ -773,7 +745,7 @@ static void section_start(struct load *L, enum sec_kind kind, const char *word,
 		ERR(L, L->lineno, "section [%s] needs a name: [%s NAME]", word, word);
 		return;
 	}
-	if (!name_ok(name, strlen(name))) {
+	if (!ovc_ini_name_ok(name, strlen(name))) {
 		ERR(L, L->lineno, "bad name '%s' in [%s ...]: names are 1-64 letters, digits, "
 		    "'.', '_' or '-', starting with a letter or digit", shown(name, b), word);
 		return;
@@ -822,33 +794,29 @@ static void section_start(struct load *L, enum sec_kind kind, const char *word,
 	snprintf(L->label, sizeof(L->label), "[%s %s]", word, name);
 }
 
-/* A "[...]" line; `s` is at '[' and [s, e) is the trimmed line. */
-static void header(struct load *L, const char *s, const char *e)
+/* A section header: `inner` is the text between '[' and ']' ([inner,
+ * inner+n), untrimmed), NULL when the reader refused the header. */
+static void on_section(void *ctx, const char *inner, size_t n, int line)
 {
+	struct load *L = ctx;
 	static const struct { const char *w; enum sec_kind k; } kinds[] = {
 		{ "settings", SEC_SETTINGS }, { "group", SEC_GROUP }, { "user", SEC_USER },
 		{ "asset", SEC_ASSET }, { "admin", SEC_ADMIN } };
-	const char *close = memchr(s, ']', (size_t)(e - s)), *t;
+	const char *t;
 	char in[160], word[16], b[72];
-	size_t wl, n;
+	size_t wl;
 
+	L->lineno = line;
 	memset(L->key_line, 0, sizeof(L->key_line));
 	L->cont_key = -1;
 	L->kind = SEC_SKIP;
-	if (!close) {
-		ERR(L, L->lineno, "section header without ']'");
+	if (!inner)
 		return;
-	}
-	for (t = close + 1; t < e && isspace((unsigned char)*t); t++)
-		;
-	if (t < e && *t != '#' && *t != ';')
-		ERR(L, L->lineno, "text after the section header's ']'");
-	n = (size_t)(close - s - 1);
 	if (n >= sizeof(in)) {
 		ERR(L, L->lineno, "section header too long (names are at most 64 characters)");
 		return;
 	}
-	memcpy(in, s + 1, n);
+	memcpy(in, inner, n);
 	in[n] = '\0';
 	t = in;
 	while (isspace((unsigned char)*t))
@@ -872,148 +840,30 @@ static void header(struct load *L, const char *s, const char *e)
 	    "[user NAME], [asset NAME] and [admin NAME])", shown(in, b));
 }
 
-/* Where a key line's name ends: at '=' or ':'; NULL when a comment (" ;")
- * or the end comes first (inih's reading). */
-static const char *key_sep(const char *s, const char *e)
+/* The reader's error callback (common/ini.h): a fault it found. */
+static void on_error(void *ctx, int line, const char *msg)
 {
-	int was_space = 0;
-
-	for (; s < e; s++) {
-		if (*s == '=' || *s == ':')
-			return s;
-		if (was_space && *s == ';')
-			return NULL;
-		was_space = isspace((unsigned char)*s);
-	}
-	return NULL;
+	ERR((struct load *)ctx, line, "%s", msg);
 }
 
-/* The end of [s, e) without a " ;" comment and trailing space. */
-static const char *value_end(const char *s, const char *e)
+/* Only lists and description may be split at a comma. */
+static int on_splittable(void *ctx, const char *name, size_t len)
 {
-	int was_space = 0;
-	const char *t;
+	struct load *L = ctx;
+	int k = key_find(L->kind, name, len);
 
-	for (t = s; t < e; t++) {
-		if (was_space && *t == ';')
-			break;
-		was_space = isspace((unsigned char)*t);
-	}
-	while (t > s && isspace((unsigned char)t[-1]))
-		t--;
-	return t;
+	return k >= 0 && keys_of(L->kind)[k].cont;
 }
 
-/* A key line [s, e) (trimmed) for inih's buffer `str` of `num` bytes:
- * returns 1 when `str` holds it (or its first part), 0 when refused. */
-static int key_line(struct load *L, const char *s, const char *e, char *str, int num)
-{
-	const char *sep = key_sep(s, e), *cut;
-	size_t room = num > 2 ? (size_t)num - 2 : 0; /* '\n' and NUL */
-	int k;
-
-	if (!sep) {
-		ERR(L, L->lineno, "expected 'key = value', a [section] or a comment");
-		L->cont_key = -2;
-		return 0;
-	}
-	e = value_end(sep + 1, e);
-	cut = e;
-	if ((size_t)(e - s) > room) {
-		const char *n = sep;
-
-		while (n > s && isspace((unsigned char)n[-1]))
-			n--;
-		k = key_find(L->kind, s, (size_t)(n - s));
-		cut = NULL;
-		if (k >= 0 && keys_of(L->kind)[k].cont)
-			for (const char *c = s + room; c > sep; c--)
-				if (*c == ',') {
-					cut = c + 1;
-					break;
-				}
-		if (!cut) {
-			ERR(L, L->lineno, "line longer than %zu characters (split a list over "
-			    "indented continuation lines)", room);
-			L->cont_key = -2;
-			return 0;
-		}
-		L->pending = cut;
-		L->pending_end = e;
-		L->pending_line = L->lineno;
-	}
-	memcpy(str, s, (size_t)(cut - s));
-	str[cut - s] = '\n';
-	str[cut - s + 1] = '\0';
-	L->fed_line = L->lineno;
-	L->fed_handled = 0;
-	return 1;
-}
-
-/* One raw line [s, e) without its '\n'. Returns 1 when `str` holds a line
- * for inih. */
-static int line(struct load *L, const char *s, const char *e, char *str, int num)
-{
-	const char *t;
-
-	if (L->lineno == 1 && e - s >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3))
-		s += 3;
-	if (memchr(s, '\0', (size_t)(e - s))) {
-		ERR(L, L->lineno, "the line holds a NUL byte");
-		return 0;
-	}
-	while (e > s && isspace((unsigned char)e[-1]))
-		e--;
-	for (t = s; t < e && isspace((unsigned char)*t); t++)
-		;
-	if (t == e || *t == '#' || *t == ';')
-		return 0;
-	if (t > s && L->cont_key != -1) {
-		const char *ve = value_end(t, e);
-
-		if (L->kind != SEC_NONE && L->kind != SEC_SKIP)
-			apply_cont(L, t, (size_t)(ve - t), L->lineno);
-		return 0;
-	}
-	if (*t == '[') {
-		header(L, t, e);
-		return 0;
-	}
-	return key_line(L, t, e, str, num);
-}
-
-/* inih's reader: fgets-like, but it gives inih key lines only. */
-static char *reader(char *str, int num, void *stream)
-{
-	struct load *L = stream;
-
-	for (;;) {
-		const char *nl, *e;
-
-		if (L->fed_line && !L->fed_handled)
-			ERR(L, L->fed_line, "expected 'key = value'");
-		L->fed_line = 0;
-		if (L->pending) {
-			const char *p = L->pending, *pe = L->pending_end;
-
-			L->pending = NULL;
-			while (p < pe && isspace((unsigned char)*p))
-				p++;
-			if (L->cont_key >= 0)
-				apply_cont(L, p, (size_t)(pe - p), L->pending_line);
-		}
-		if (L->p >= L->end)
-			return NULL;
-		nl = memchr(L->p, '\n', (size_t)(L->end - L->p));
-		e = nl ? nl : L->end;
-		L->lineno++;
-		if (line(L, L->p, e, str, num)) {
-			L->p = nl ? nl + 1 : L->end;
-			return str;
-		}
-		L->p = nl ? nl + 1 : L->end;
-	}
-}
+static const ovc_ini_ops org_ini = {
+	.flags = OVC_INI_CONTINUATION | OVC_INI_SPLIT_LISTS | OVC_INI_HEADER_LAX,
+	.long_hint = " (split a list over indented continuation lines)",
+	.error = on_error,
+	.section = on_section,
+	.key = on_key,
+	.cont = on_cont,
+	.splittable = on_splittable,
+};
 
 /* What a finished file must have. */
 static void load_finish(struct load *L)
@@ -1156,8 +1006,6 @@ int ovc_org_load_mem(const char *text, size_t len, const char *name,
 	*out = NULL;
 	memset(&L, 0, sizeof(L));
 	L.d = d;
-	L.p = text;
-	L.end = text + len;
 	L.cont_key = -1;
 	L.org = calloc(1, sizeof(*L.org));
 	if (!L.org)
@@ -1168,11 +1016,11 @@ int ovc_org_load_mem(const char *text, size_t len, const char *name,
 		rc = -ENOMEM;
 		goto out;
 	}
-	rc = ini_parse_stream(reader, &L, handler, &L);
-	if (rc == -2)
+	rc = ovc_ini_parse(text, len, &org_ini, &L);
+	if (rc == -ENOMEM)
 		oom(&L);
 	else if (rc != 0 && !L.nerr) /* inih saw a fault we did not (cannot be) */
-		ERR(&L, rc > 0 ? rc : 0, "syntax error");
+		ERR(&L, 0, "syntax error");
 	load_finish(&L);
 	if (!L.oom)
 		load_index(&L);
@@ -1260,7 +1108,8 @@ const ovc_org_group *ovc_org_find_group(const ovc_org *org, const char *name)
 
 static int in_closure(const struct ilist *c, size_t g)
 {
-	return bsearch(&g, c->v, c->n, sizeof(*c->v), size_cmp) != NULL;
+	/* an empty list has no array (and bsearch() wants one) */
+	return c->n && bsearch(&g, c->v, c->n, sizeof(*c->v), size_cmp) != NULL;
 }
 
 int ovc_org_user_in_group(const ovc_org *org, const char *user, const char *group)
