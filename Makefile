@@ -169,6 +169,10 @@ install: all
 	install -m 0755 $(BUILD)/overcryptd $(DESTDIR)$(PREFIX)/sbin/
 	install -m 0644 packaging/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 0644 packaging/man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -d $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/doc/overcrypt
+	install -m 0644 packaging/man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+	install -m 0644 packaging/overcrypt.conf.example packaging/org.conf.example README.md \
+		docs/*.md $(DESTDIR)$(PREFIX)/share/doc/overcrypt/
 
 clean:
 	rm -rf $(BUILD)
