@@ -553,21 +553,15 @@ static int publish_all(ovc_store *s, const ovc_org *org, const ovc_publish_opts 
 			return ovc_err_set(e, -ENOMEM, "out of memory");
 		a->type = org->assets[i].type; /* check refused a changed type */
 	}
-	/* Keys first: a key is on disk (keys.age) before any policy names it. */
-	for (size_t i = 0; i < org->nusers && !rc; i++) {
-		struct compiled c;
-		if (!org->users[i].recipient)
-			continue;
-		rc = compile_user(s, org, &org->users[i], o->now, &r->keys_created, &c, e);
-		compiled_release(&c);
-	}
-	if (!rc && (s->keys.n != keys_before || r->changes.n))
-		rc = store_save_secrets(s, org, e);
-	/* Every changed policy is staged, then all are renamed into place
-	 * after one syncfs: a crash leaves each pair old or new. */
+	/* Every changed policy is staged (created keys join the slab as it
+	 * goes); keys.age is saved before the staged files are renamed into
+	 * place, so no visible policy names a key that is not on disk, and
+	 * after one syncfs a crash leaves each pair old or new. */
 	for (size_t i = 0; i < org->nusers && !rc; i++)
 		if (org->users[i].recipient)
 			rc = publish_user(s, &stage, org, &org->users[i], o, r, e);
+	if (!rc && (s->keys.n != keys_before || r->changes.n))
+		rc = store_save_secrets(s, org, e);
 	if (rc) {
 		ovc_stage_abort(&stage);
 		return rc;
