@@ -13,6 +13,9 @@
 
 #include "common/common.h"
 
+/* The release, for --version. */
+#define OVC_RELEASE "0.1.0"
+
 enum { EXIT_WORK = 1, EXIT_USAGE = 2 };
 
 /* The program's name for messages ("overcrypt"). Set once by main. */

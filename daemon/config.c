@@ -31,12 +31,12 @@ enum sec { SEC_NONE = -2, SEC_SKIP = -1, SEC_SERVER, SEC_CLIENT, SEC_MOUNT, SEC_
 static const char *const sec_names[] = { "server", "client", "mount", "log" };
 
 enum key {
-	K_POLICY_URL, K_CA_FILE, K_PIN, K_CLIENT_CERT, K_CLIENT_KEY, K_ORG_KEY,
+	K_POLICY_URL, K_CA_FILE, K_PIN, K_CLIENT_CERT, K_CLIENT_KEY, K_ORG_KEY, K_TIMEOUT,
 	K_USER, K_KEYSTORE, K_CACHE_DIR, K_RUNTIME_DIR, K_USERS,
 	K_MOUNT_PATH, K_LOG_LEVEL, K_COUNT
 };
 
-enum vkind { V_PATH, V_URL, V_PIN, V_NAME, V_USERS, V_LEVEL };
+enum vkind { V_PATH, V_URL, V_PIN, V_NAME, V_USERS, V_LEVEL, V_SECONDS };
 
 static const struct keydef {
 	enum sec sec;
@@ -50,6 +50,7 @@ static const struct keydef {
 	[K_CLIENT_CERT] = { SEC_SERVER, "client_cert", V_PATH, 1 },
 	[K_CLIENT_KEY]  = { SEC_SERVER, "client_key", V_PATH, 1 },
 	[K_ORG_KEY]     = { SEC_SERVER, "org_public_key", V_PATH, OVC_CONFIG_MAX_ORG_KEYS },
+	[K_TIMEOUT]     = { SEC_SERVER, "timeout", V_SECONDS, 1 },
 	[K_USER]        = { SEC_CLIENT, "user", V_NAME, 1 },
 	[K_KEYSTORE]    = { SEC_CLIENT, "keystore", V_PATH, 1 },
 	[K_CACHE_DIR]   = { SEC_CLIENT, "cache_dir", V_PATH, 1 },
@@ -338,6 +339,16 @@ static void apply(struct load *L, enum key k, const char *v)
 			if (!strcmp(v, level_names[i]))
 				return add_value(L, k, v, strlen(v));
 		return ERR(L, "bad level '%s': error, warning, info or debug", shown(v, b));
+	case V_SECONDS: {
+		size_t i;
+
+		for (i = 0; v[i] >= '0' && v[i] <= '9' && i < 4; i++)
+			;
+		if (v[i] || !i || v[0] == '0' || atoi(v) > OVC_CONFIG_MAX_TIMEOUT_S)
+			return ERR(L, "bad %s '%s': whole seconds, 1 to %d", keys[k].name,
+				   shown(v, b), OVC_CONFIG_MAX_TIMEOUT_S);
+		return add_value(L, k, v, strlen(v));
+	}
 	}
 }
 
@@ -642,6 +653,7 @@ static int build(struct load *L, const char *first, ovc_config **out)
 	take_list(L, K_ORG_KEY, &c->org_public_keys, &c->norg_public_keys);
 	take_list(L, K_USERS, &c->users, &c->nusers);
 	take_list(L, K_MOUNT_PATH, &c->mount_paths, &c->nmount_paths);
+	c->timeout_s = L->all[K_TIMEOUT].n ? atoi(L->all[K_TIMEOUT].v[0]) : OVC_CONFIG_DEFAULT_TIMEOUT_S;
 	c->log_level = OVC_LOG_INFO;
 	if (L->all[K_LOG_LEVEL].n)
 		for (int i = 0; i < 4; i++)

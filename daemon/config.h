@@ -18,6 +18,8 @@
  *            pin_sha256      "sha256//BASE64" (base64 of 32 bytes), several
  *                            joined by ';' (CURLOPT_PINNEDPUBLICKEY's form)
  *            client_cert, client_key   both or neither
+ *            timeout         seconds a fetch may take in all (1..600,
+ *                            default 60); connecting gets at most 10 s
  *            org_public_key  required; the org's minisign public key file;
  *                            give the key twice (two lines) to trust the
  *                            current and the next key during a rollover; at
@@ -83,6 +85,9 @@
 #define OVC_CONFIG_MAX_LINE 198
 /* How many org_public_key lines are allowed (current + next). */
 #define OVC_CONFIG_MAX_ORG_KEYS 2
+/* [server] timeout: default and largest value, in seconds. */
+#define OVC_CONFIG_DEFAULT_TIMEOUT_S 60
+#define OVC_CONFIG_MAX_TIMEOUT_S 600
 
 enum ovc_config_mode {
 	OVC_CONFIG_USER = 0,   /* overcryptd as the user, the overcrypt CLI */
@@ -125,6 +130,7 @@ typedef struct ovc_config {
 	char *client_cert, *client_key;    /* both NULL or both set */
 	char **org_public_keys;            /* 1..OVC_CONFIG_MAX_ORG_KEYS */
 	size_t norg_public_keys;
+	int timeout_s;                     /* OVC_CONFIG_DEFAULT_TIMEOUT_S */
 
 	/* [client] */
 	char *user;                        /* user mode; NULL in system mode */

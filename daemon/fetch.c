@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +185,14 @@ static int set_pin(ovc_fetcher *f, const char *pin, ovc_err *e)
 	return 0;
 }
 
+/* Progress callback: a non-zero return aborts the transfer. */
+static int xfer_cancel(void *p, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+		       curl_off_t un)
+{
+	(void)dt; (void)dn; (void)ut; (void)un;
+	return atomic_load((const atomic_int *)p) != 0;
+}
+
 static int set_transport(ovc_fetcher *f, const ovc_fetch_opts *o, ovc_err *e)
 {
 	CURL *h = f->h;
@@ -201,6 +210,11 @@ static int set_transport(ovc_fetcher *f, const ovc_fetch_opts *o, ovc_err *e)
 	SETOPT(h, CURLOPT_ERRORBUFFER, f->errbuf);
 	SETOPT(h, CURLOPT_WRITEFUNCTION, sink_write);
 	SETOPT(h, CURLOPT_USERAGENT, "overcryptd");
+	if (o->cancel) {
+		SETOPT(h, CURLOPT_XFERINFOFUNCTION, xfer_cancel);
+		SETOPT(h, CURLOPT_XFERINFODATA, (void *)o->cancel);
+		SETOPT(h, CURLOPT_NOPROGRESS, 0L);
+	}
 	return 0;
 }
 
@@ -365,6 +379,7 @@ static int curl_code_errno(CURLcode rc)
 	case CURLE_FILESIZE_EXCEEDED: return -EFBIG;
 	case CURLE_TOO_MANY_REDIRECTS: return -ELOOP;
 	case CURLE_OPERATION_TIMEDOUT: return -ETIMEDOUT;
+	case CURLE_ABORTED_BY_CALLBACK: return -ECANCELED;
 	case CURLE_COULDNT_CONNECT: return -ECONNREFUSED;
 	case CURLE_COULDNT_RESOLVE_HOST: return -EHOSTUNREACH;
 	case CURLE_OUT_OF_MEMORY: return -ENOMEM;

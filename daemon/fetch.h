@@ -44,6 +44,7 @@
 #ifndef OVC_DAEMON_FETCH_H
 #define OVC_DAEMON_FETCH_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -73,6 +74,10 @@ typedef struct ovc_fetch_opts {
 	long timeout_ms;          /* 0: OVC_FETCH_TIMEOUT_MS */
 	size_t doc_max;           /* 0: OVC_FETCH_DOC_MAX */
 	size_t sig_max;           /* 0: OVC_FETCH_SIG_MAX */
+	const atomic_int *cancel; /* NULL, or a flag that, once non-zero,
+				   * aborts a transfer within about a second
+				   * (-ECANCELED); read from the fetching
+				   * thread, so it must outlive the fetcher */
 } ovc_fetch_opts;
 
 /* What the previous successful fetch returned, for a conditional GET.
@@ -132,6 +137,7 @@ void ovc_fetcher_free(ovc_fetcher *f);
  *   -EFBIG            a body over its cap
  *   -ELOOP            too many redirects
  *   -ETIMEDOUT        a time-out
+ *   -ECANCELED        the cancel flag was raised
  *   -ECONNREFUSED, -EHOSTUNREACH, -ENOMEM, -EIO (anything else)
  */
 int ovc_fetch_policy(ovc_fetcher *f, const char *base, const char *user,
