@@ -111,7 +111,7 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
 	libfuse3-dev fuse3 libsodium-dev libssl-dev openssl libcurl4-openssl-dev \
 	libcjson-dev libinih-dev libcmocka-dev libpwquality-dev cracklib-runtime \
 	zlib1g-dev python3 python3-pytest python3-nacl python3-cryptography age minisign nginx bindfs gocryptfs \
-	fio sqlite3 git rsync util-linux procps time
+	fio sqlite3 git rsync util-linux procps time systemd man-db
 deps:
 	DEBIAN_FRONTEND=noninteractive apt-get update -q
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEB_PKGS)
@@ -162,17 +162,30 @@ fuzz: $(FUZZ_BINS)
 	done
 
 # --- install --------------------------------------------------------------------
+# overcryptd goes to bin: users run it as their own agent (the user unit).
+# The units name it by its installed path (BINDIR, without DESTDIR).
+BINDIR         ?= $(PREFIX)/bin
+SYSTEMDUSERDIR ?= $(PREFIX)/lib/systemd/user
+SYSTEMDSYSDIR  ?= $(PREFIX)/lib/systemd/system
+UNIT_SED := sed -e 's|@BINDIR@|$(BINDIR)|g'
+
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 0755 $(BUILD)/overcrypt $(BUILD)/overcrypt-admin $(DESTDIR)$(PREFIX)/bin/
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8
-	install -m 0755 $(BUILD)/overcryptd $(DESTDIR)$(PREFIX)/sbin/
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 0755 $(BUILD)/overcrypt $(BUILD)/overcrypt-admin $(BUILD)/overcryptd $(DESTDIR)$(BINDIR)/
+	rm -f $(DESTDIR)$(PREFIX)/sbin/overcryptd  # earlier installs put it in sbin
 	install -m 0644 packaging/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 0644 packaging/man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	install -d $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/doc/overcrypt
 	install -m 0644 packaging/man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 	install -m 0644 packaging/overcrypt.conf.example packaging/org.conf.example README.md \
 		docs/*.md $(DESTDIR)$(PREFIX)/share/doc/overcrypt/
+	install -d $(DESTDIR)$(SYSTEMDUSERDIR) $(DESTDIR)$(SYSTEMDSYSDIR)
+	$(UNIT_SED) packaging/systemd/overcryptd.service > $(DESTDIR)$(SYSTEMDUSERDIR)/overcryptd.service.tmp
+	chmod 0644 $(DESTDIR)$(SYSTEMDUSERDIR)/overcryptd.service.tmp
+	mv -f $(DESTDIR)$(SYSTEMDUSERDIR)/overcryptd.service.tmp $(DESTDIR)$(SYSTEMDUSERDIR)/overcryptd.service
+	$(UNIT_SED) packaging/systemd/overcryptd-system.service > $(DESTDIR)$(SYSTEMDSYSDIR)/overcryptd-system.service.tmp
+	chmod 0644 $(DESTDIR)$(SYSTEMDSYSDIR)/overcryptd-system.service.tmp
+	mv -f $(DESTDIR)$(SYSTEMDSYSDIR)/overcryptd-system.service.tmp $(DESTDIR)$(SYSTEMDSYSDIR)/overcryptd-system.service
 
 clean:
 	rm -rf $(BUILD)
