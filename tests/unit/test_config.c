@@ -311,6 +311,30 @@ static void test_every_key(void **state)
 	}
 }
 
+/* [server] timeout: whole seconds 1..600, default 60. */
+static void test_timeout(void **state)
+{
+	ovc_config_opts o = user_opts();
+	ovc_config *c;
+
+	(void)state;
+	c = mem_ok(HEAD, &o);
+	assert_int_equal(c->timeout_s, OVC_CONFIG_DEFAULT_TIMEOUT_S);
+	ovc_config_free(c);
+	c = mem_ok(HEAD "timeout = 2\n", &o);
+	assert_int_equal(c->timeout_s, 2);
+	ovc_config_free(c);
+	c = mem_ok(HEAD "timeout = 600\n", &o);
+	assert_int_equal(c->timeout_s, 600);
+	ovc_config_free(c);
+	user_fails(HEAD "timeout = 0\n", "t.conf:4: bad timeout '0': whole seconds, 1 to 600", NULL);
+	user_fails(HEAD "timeout = 601\n", "t.conf:4: bad timeout '601': whole seconds, 1 to 600", NULL);
+	user_fails(HEAD "timeout = 5s\n", "t.conf:4: bad timeout '5s': whole seconds, 1 to 600", NULL);
+	user_fails(HEAD "timeout = 99999\n", "t.conf:4: bad timeout '99999': whole seconds, 1 to 600", NULL);
+	user_fails(HEAD "timeout = -1\n", "t.conf:4: bad timeout '-1': whole seconds, 1 to 600", NULL);
+	user_fails(HEAD "timeout = 07\n", "t.conf:4: bad timeout '07': whole seconds, 1 to 600", NULL);
+}
+
 static void test_syntax_errors(void **state)
 {
 	(void)state;
@@ -693,6 +717,7 @@ int main(void)
 		cmocka_unit_test(test_defaults_user),
 		cmocka_unit_test(test_defaults_system),
 		cmocka_unit_test(test_every_key),
+		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_syntax_errors),
 		cmocka_unit_test(test_nul_and_long),
 		cmocka_unit_test(test_value_errors),
