@@ -13,8 +13,11 @@
 
 #include "daemon/config.h"
 
-/* Set the threshold (messages above it are dropped) and the prefix style
+/* Set the threshold (messages above it are dropped; OVC_LOG_SILENT drops
+ * all, for fuzzers and tests) and the prefix style
  * from the environment (JOURNAL_STREAM). */
+#define OVC_LOG_SILENT ((enum ovc_log_level)-1)
+
 void ovc_log_init(enum ovc_log_level level);
 void ovc_log_set_level(enum ovc_log_level level);
 
