@@ -1,6 +1,8 @@
 /*
- * overcrypt - the user's command. This release: the offline commands
- * keygen, encrypt, decrypt, inspect and enroll (see overcrypt(1)).
+ * overcrypt - the user's command (see overcrypt(1)): the offline commands
+ * keygen, encrypt, decrypt, inspect and enroll; passwd for the keystore;
+ * and status, which, refresh, lock and unlock, which talk to the agent over
+ * its control socket (daemon/client.h).
  *
  * Exit status: 0 success, 1 the work failed, 2 bad usage.
  */
@@ -17,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include <sodium.h>
 
 #include "cli/cli_util.h"
@@ -24,6 +27,8 @@
 #include "crypto/blockfile.h"
 #include "crypto/keys.h"
 #include "crypto/keystore.h"
+#include "daemon/client.h"
+#include "daemon/config.h"
 
 #define OVC_VERSION_TEXT "overcrypt 0.1.0"
 #define CHUNK (256u * 1024)
@@ -714,6 +719,588 @@ static int cmd_enroll(int argc, char **argv)
 	return 0;
 }
 
+/* ---- the agent: status, which, refresh, lock, unlock; passwd ------------------------ */
+
+/* --config FILE: given before the command or among its options. */
+static const char *config_file;
+
+/* The highest scrypt work factor `unlock` accepts (2^20 KiB = 1 GiB). */
+#define UNLOCK_MAX_LOGN 20
+
+/* The options every agent command takes besides its own. */
+#define AGENT_OPTS \
+	{ "config", required_argument, NULL, 'C' }, \
+	{ "help", no_argument, NULL, 'h' }, \
+	{ NULL, 0, NULL, 0 }
+
+/* getopt_long() that takes --config itself. */
+static int agent_getopt(int argc, char **argv, const char *shortopts,
+			const struct option *opts)
+{
+	int c;
+
+	while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) == 'C')
+		config_file = optarg;
+	return c;
+}
+
+/* Load the user-mode config (--config FILE, or the default files). On a
+ * problem every message is printed and EXIT_USAGE returned. */
+static int load_config(ovc_config **cfg)
+{
+	ovc_config_opts o;
+	ovc_diag d = { 0 };
+	int rc;
+
+	ovc_config_opts_env(&o, OVC_CONFIG_USER, config_file);
+	rc = ovc_config_load(&o, cfg, &d);
+	for (size_t i = 0; i < d.n; i++)
+		cli_err("%s", d.lines[i]);
+	if (rc && d.n == 0)
+		cli_err("cannot load the config: %s", strerror(-rc));
+	ovc_diag_free(&d);
+	return rc ? EXIT_USAGE : 0;
+}
+
+/* Send `req` (consumed; NULL: an empty object) with "cmd": `cmd` to the
+ * agent. Returns 0 with *reply (ok: true); -EREMOTEIO with *reply and the
+ * agent's sentence in `e` (printed unless `quiet`); else prints why and
+ * returns the error (*reply NULL). */
+static int agent_call(const ovc_config *cfg, const char *cmd, cJSON *req,
+		      int timeout_ms, int quiet, cJSON **reply, ovc_err *e)
+{
+	int rc;
+
+	*reply = NULL;
+	if (!req)
+		req = cJSON_CreateObject();
+	if (!req || !cJSON_AddStringToObject(req, "cmd", cmd)) {
+		cJSON_Delete(req);
+		cli_err("out of memory");
+		return -ENOMEM;
+	}
+	ovc_err_clear(e);
+	rc = ovc_client_request(cfg->runtime_dir, NULL, req, timeout_ms, reply, e);
+	cJSON_Delete(req);
+	if (rc && (rc != -EREMOTEIO || !quiet))
+		cli_err("%s", e->msg);
+	return rc;
+}
+
+/* The config, then one request with no arguments but "cmd": the exit
+ * status (0 or EXIT_WORK, EXIT_USAGE for the config); *reply on success. */
+static int agent_simple(const char *cmd, int timeout_ms, cJSON **reply)
+{
+	ovc_config *cfg = NULL;
+	ovc_err e;
+	int rc = load_config(&cfg);
+
+	*reply = NULL;
+	if (rc)
+		return rc;
+	rc = agent_call(cfg, cmd, NULL, timeout_ms, 0, reply, &e);
+	ovc_config_free(cfg);
+	if (rc) {
+		cJSON_Delete(*reply);
+		*reply = NULL;
+		return EXIT_WORK;
+	}
+	return 0;
+}
+
+/* A command with no options of its own that sends just "cmd": -1 with
+ * *reply to go on, else the exit status (0 after --help). */
+static int agent_plain(int argc, char **argv, const char *cmd, int (*help)(void),
+		       int timeout_ms, cJSON **reply)
+{
+	static const struct option opts[] = { AGENT_OPTS };
+	int c = agent_getopt(argc, argv, "+h", opts), rc;
+
+	if (c == 'h')
+		return help();
+	if (c != -1)
+		return cli_usage(cmd, "bad option");
+	if (optind != argc)
+		return cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
+	rc = agent_simple(cmd, timeout_ms, reply);
+	return rc ? rc : -1;
+}
+
+static const char *jstr(const cJSON *o, const char *name)
+{
+	return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, name));
+}
+
+static double jnum(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+/* A string member or `none`. */
+static const char *jstr_or(const cJSON *o, const char *name, const char *none)
+{
+	const char *s = jstr(o, name);
+
+	return s ? s : none;
+}
+
+static int help_status(void)
+{
+	puts("Usage: overcrypt status [--json]\n"
+	     "Show what the agent is doing: its state, the policy it holds, the last\n"
+	     "and the next refresh, whether your keys are unlocked, the rules and the\n"
+	     "mounts. Exit status 1 when no agent runs.\n\n"
+	     "  -j, --json         print the agent's answer as JSON\n"
+	     "      --config FILE  read this config instead of the default files\n"
+	     "  -h, --help         show this help");
+	return 0;
+}
+
+/* One rule as "ASSET  TYPE  PATH". */
+static void print_rule(const char *label, const cJSON *r)
+{
+	printf("%-10s%s  %s  %s\n", label, jstr_or(r, "asset", "?"),
+	       jstr_or(r, "type", "?"), jstr_or(r, "path", "?"));
+}
+
+static void print_status(const cJSON *r)
+{
+	const cJSON *pol = cJSON_GetObjectItemCaseSensitive(r, "policy");
+	const cJSON *ref = cJSON_GetObjectItemCaseSensitive(r, "refresh");
+	const cJSON *rules = cJSON_GetObjectItemCaseSensitive(r, "rules");
+	const cJSON *mounts = cJSON_GetObjectItemCaseSensitive(r, "mounts");
+	const cJSON *it;
+	const char *label;
+	double wait = jnum(r, "unlock_wait_s");
+
+	printf("agent:    %s mode, user %s (uid %.0f)\n", jstr_or(r, "mode", "?"),
+	       jstr_or(r, "user", "?"), jnum(r, "uid"));
+	printf("state:    %s since %s", jstr_or(r, "state", "?"),
+	       jstr_or(r, "state_since", "?"));
+	if (jstr(r, "reason") && jstr(r, "reason")[0])
+		printf(" (%s)", jstr(r, "reason"));
+	putchar('\n');
+	if (cJSON_IsObject(pol)) {
+		printf("policy:   serial %.0f from %s (org %s)%s\n", jnum(pol, "serial"),
+		       jstr_or(pol, "source", "?"), jstr_or(pol, "org", "?"),
+		       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pol, "from_cache")) ?
+		       ", from the cache" : "");
+		printf("          issued %s, valid until %s\n", jstr_or(pol, "issued_at", "?"),
+		       jstr_or(pol, "valid_until", "-"));
+	} else {
+		puts("policy:   none");
+	}
+	if (cJSON_IsObject(ref)) {
+		printf("refresh:  last %s (%s), last success %s\n",
+		       jstr_or(ref, "last_attempt", "never"), jstr_or(ref, "last_result", "-"),
+		       jstr_or(ref, "last_success", "never"));
+		if (jstr(ref, "last_error"))
+			printf("          last error: %s (%.0f failures in a row)\n",
+			       jstr(ref, "last_error"), jnum(ref, "failures"));
+		printf("          next %s\n", jstr_or(ref, "next", "-"));
+	}
+	printf("expires:  %s\n", jstr_or(r, "expires_at", "-"));
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "locked")))
+		puts("keys:     locked");
+	else
+		printf("keys:     unlocked, %.0f key%s\n", jnum(r, "keys"), jnum(r, "keys") == 1 ? "" : "s");
+	if (wait > 0)
+		printf("unlock:   wait %.0f s (%.0f failed unlocks)\n", wait,
+		       jnum(r, "unlock_failures"));
+	label = "rules:";
+	cJSON_ArrayForEach(it, rules) {
+		print_rule(label, it);
+		label = "";
+	}
+	if (*label)
+		puts("rules:    none");
+	label = "mounts:";
+	cJSON_ArrayForEach(it, mounts) {
+		const char *s = cJSON_IsString(it) ? it->valuestring : jstr(it, "path");
+
+		printf("%-10s%s\n", label, s ? s : "?");
+		label = "";
+	}
+	if (*label)
+		puts("mounts:   none");
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	static const struct option opts[] = { { "json", no_argument, NULL, 'j' }, AGENT_OPTS };
+	cJSON *reply;
+	char *txt;
+	int c, json = 0, rc;
+
+	while ((c = agent_getopt(argc, argv, "+jh", opts)) != -1) {
+		if (c == 'j')
+			json = 1;
+		else if (c == 'h')
+			return help_status();
+		else
+			return cli_usage("status", "bad option");
+	}
+	if (optind != argc)
+		return cli_usage("status", "unexpected argument '%s'", argv[optind]);
+	rc = agent_simple("status", 0, &reply);
+	if (rc)
+		return rc;
+	if (json) {
+		cJSON_DeleteItemFromObjectCaseSensitive(reply, "ok");
+		txt = cJSON_Print(reply);
+		if (txt)
+			puts(txt);
+		cJSON_free(txt);
+		rc = txt ? 0 : EXIT_WORK;
+	} else {
+		print_status(reply);
+	}
+	cJSON_Delete(reply);
+	return rc;
+}
+
+static int help_which(void)
+{
+	puts("Usage: overcrypt which PATH\n"
+	     "Ask the agent which rule applies to PATH (made absolute against the\n"
+	     "current folder, without following links; it need not exist) and why.\n\n"
+	     "      --config FILE  read this config instead of the default files\n"
+	     "  -h, --help         show this help");
+	return 0;
+}
+
+/* `in` made absolute against the current folder and cleaned lexically
+ * ("." and empty parts dropped, ".." takes off the part before it); a
+ * trailing '/' is kept. Returns 0 or -errno. */
+static int absolute_path(const char *in, char *out, size_t len)
+{
+	char buf[PATH_MAX * 2], cwd[PATH_MAX];
+	size_t n = 0, inlen = strlen(in);
+	char *save = NULL, *part;
+
+	if (in[0] != '/') {
+		if (!getcwd(cwd, sizeof(cwd)))
+			return -errno;
+	} else {
+		cwd[0] = '\0';
+	}
+	if (snprintf(buf, sizeof(buf), "%s/%s", cwd, in) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (part = strtok_r(buf, "/", &save); part; part = strtok_r(NULL, "/", &save)) {
+		if (!strcmp(part, ".") || !part[0])
+			continue;
+		if (!strcmp(part, "..")) {
+			while (n > 0 && out[--n] != '/')
+				;
+			continue;
+		}
+		if (n + 1 + strlen(part) + 2 > len)
+			return -ENAMETOOLONG;
+		out[n++] = '/';
+		memcpy(out + n, part, strlen(part));
+		n += strlen(part);
+	}
+	if (n == 0 || (inlen > 0 && in[inlen - 1] == '/'))
+		out[n++] = '/';
+	out[n] = '\0';
+	return 0;
+}
+
+/* One rule member of which's reply: "shared asset 'x' via PATH, key ID",
+ * "the same as the rule" when it equals `same`, or `none`. */
+static void print_which_rule(const char *what, const cJSON *r, const cJSON *same,
+			     const char *none)
+{
+	if (!cJSON_IsObject(r))
+		printf("%s %s\n", what, none);
+	else if (same && cJSON_IsObject(same) && cJSON_Compare(r, same, 1))
+		printf("%s the same\n", what);
+	else
+		printf("%s %s asset '%s' via %s, key %s\n", what, jstr_or(r, "type", "?"),
+		       jstr_or(r, "asset", "?"), jstr_or(r, "path", "?"),
+		       jstr_or(r, "key_id", "none"));
+}
+
+static int cmd_which(int argc, char **argv)
+{
+	static const struct option opts[] = { AGENT_OPTS };
+	char path[PATH_MAX];
+	ovc_config *cfg = NULL;
+	cJSON *req, *reply = NULL;
+	ovc_err e;
+	int c, rc;
+
+	while ((c = agent_getopt(argc, argv, "+h", opts)) != -1) {
+		if (c == 'h')
+			return help_which();
+		return cli_usage("which", "bad option");
+	}
+	if (argc - optind != 1)
+		return cli_usage("which", argc == optind ? "PATH is required" : "one PATH only");
+	rc = absolute_path(argv[optind], path, sizeof(path));
+	if (rc) {
+		cli_err("%s: %s", argv[optind], strerror(-rc));
+		return EXIT_WORK;
+	}
+	rc = load_config(&cfg);
+	if (rc)
+		return rc;
+	req = cJSON_CreateObject();
+	if (req && !cJSON_AddStringToObject(req, "path", path)) {
+		cJSON_Delete(req);
+		req = NULL;
+	}
+	rc = req ? agent_call(cfg, "which", req, 0, 0, &reply, &e) : -ENOMEM;
+	ovc_config_free(cfg);
+	if (rc) {
+		if (!req)
+			cli_err("out of memory");
+		cJSON_Delete(reply);
+		return EXIT_WORK;
+	}
+	{
+		const cJSON *rule = cJSON_GetObjectItemCaseSensitive(reply, "rule");
+
+		printf("%s\n", jstr_or(reply, "explanation", jstr_or(reply, "path", path)));
+		print_which_rule("rule:", rule, NULL, "none (passthrough)");
+		print_which_rule("folder:", cJSON_GetObjectItemCaseSensitive(reply, "folder_rule"),
+				 rule, "not an encrypted folder");
+		print_which_rule("new files:", cJSON_GetObjectItemCaseSensitive(reply, "create_rule"),
+				 rule, "plaintext");
+	}
+	if (cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(reply, "key_held")))
+		printf("%s %s\n", "key held:",
+		       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "key_held")) ? "yes" : "no");
+	cJSON_Delete(reply);
+	return 0;
+}
+
+static int help_refresh(void)
+{
+	puts("Usage: overcrypt refresh\n"
+	     "Make the agent fetch your policy now and wait until the fetch is over\n"
+	     "(at most about two minutes). Prints the policy's serial and whether it\n"
+	     "is new; exit status 1, with the reason, when the fetch failed or the\n"
+	     "document was refused (the last good policy stays applied).\n\n"
+	     "      --config FILE  read this config instead of the default files\n"
+	     "  -h, --help         show this help");
+	return 0;
+}
+
+static int cmd_refresh(int argc, char **argv)
+{
+	cJSON *reply;
+	int rc = agent_plain(argc, argv, "refresh", help_refresh,
+			     OVC_CLIENT_REFRESH_TIMEOUT_MS, &reply);
+
+	if (rc >= 0)
+		return rc;
+	printf("policy serial %.0f (%s)\n", jnum(reply, "serial"), jstr_or(reply, "result", "?"));
+	cJSON_Delete(reply);
+	return 0;
+}
+
+static int help_lock(void)
+{
+	puts("Usage: overcrypt lock\n"
+	     "Make the agent forget your identity and your keys: encrypted files stay\n"
+	     "unreadable until 'overcrypt unlock'.\n\n"
+	     "      --config FILE  read this config instead of the default files\n"
+	     "  -h, --help         show this help");
+	return 0;
+}
+
+static int cmd_lock(int argc, char **argv)
+{
+	cJSON *reply;
+	int rc = agent_plain(argc, argv, "lock", help_lock, 0, &reply);
+
+	if (rc >= 0)
+		return rc;
+	puts("locked");
+	cJSON_Delete(reply);
+	return 0;
+}
+
+static int help_unlock(void)
+{
+	puts("Usage: overcrypt unlock [--passphrase-file F]\n"
+	     "Open your keystore ([client] keystore in the config) with its passphrase\n"
+	     "and hand your identity to the agent, which then holds your keys. The\n"
+	     "passphrase never leaves this process. After failed tries the agent makes\n"
+	     "you wait (1 s, doubling, at most 15 minutes).\n\n"
+	     "  -p, --passphrase-file F  read the passphrase from the first line of F\n"
+	     "      --config FILE        read this config instead of the default files\n"
+	     "  -h, --help               show this help");
+	return 0;
+}
+
+/* Tell the agent about a wrong passphrase and print the wait it sets. */
+static void unlock_failed(const ovc_config *cfg)
+{
+	cJSON *reply;
+	ovc_err e;
+
+	if (agent_call(cfg, "unlock-failed", NULL, 0, 0, &reply, &e) == 0 &&
+	    jnum(reply, "wait_s") > 0)
+		fprintf(stderr, "wait %.0f s before the next try\n", jnum(reply, "wait_s"));
+	cJSON_Delete(reply);
+}
+
+/* The identity in `ks` opened with a passphrase, sent to the agent. */
+static int unlock_with(const ovc_config *cfg, const char *passfile)
+{
+	const char *ks = cfg->keystore;
+	char prompt[PATH_MAX + 32], *pass, *idtxt;
+	ovc_age_identity *id = NULL;
+	cJSON *req, *reply;
+	ovc_err e;
+	int rc;
+
+	snprintf(prompt, sizeof(prompt), "Passphrase for %s: ", ks);
+	pass = cli_passphrase(prompt, passfile, 0);
+	if (!pass)
+		return EXIT_WORK;
+	ovc_err_clear(&e);
+	rc = ovc_keystore_unlock(ks, pass, UNLOCK_MAX_LOGN, &id, &e);
+	ovc_secret_free(pass);
+	if (rc) {
+		cli_err("%s: %s", ks, e.msg[0] ? e.msg : strerror(-rc));
+		if (rc == -EBADMSG)
+			unlock_failed(cfg);
+		return EXIT_WORK;
+	}
+	idtxt = ovc_secret_alloc(OVC_AGE_IDENTITY_STRLEN + 1);
+	req = cJSON_CreateObject();
+	if (idtxt)
+		ovc_age_identity_encode(id, idtxt);
+	ovc_age_identity_free(id);
+	if (!idtxt || !req || !cJSON_AddStringToObject(req, "identity", idtxt)) {
+		ovc_secret_free(idtxt);
+		cJSON_Delete(req);
+		cli_err("out of memory");
+		return EXIT_WORK;
+	}
+	ovc_secret_free(idtxt);
+	rc = agent_call(cfg, "unlock", req, 0, 0, &reply, &e);
+	if (rc == 0) {
+		if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "pending")))
+			puts("unlocked: the identity is held until a policy arrives");
+		else
+			printf("unlocked: %.0f key%s\n", jnum(reply, "keys"), jnum(reply, "keys") == 1 ? "" : "s");
+	}
+	cJSON_Delete(reply);
+	return rc ? EXIT_WORK : 0;
+}
+
+static int cmd_unlock(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "passphrase-file", required_argument, NULL, 'p' }, AGENT_OPTS };
+	const char *passfile = NULL;
+	ovc_config *cfg = NULL;
+	cJSON *reply;
+	ovc_err e;
+	int c, rc;
+
+	while ((c = agent_getopt(argc, argv, "+p:h", opts)) != -1) {
+		if (c == 'p')
+			passfile = optarg;
+		else if (c == 'h')
+			return help_unlock();
+		else
+			return cli_usage("unlock", "bad option");
+	}
+	if (optind != argc)
+		return cli_usage("unlock", "unexpected argument '%s'", argv[optind]);
+	rc = load_config(&cfg);
+	if (rc)
+		return rc;
+	if (!cfg->keystore) {
+		cli_err("no keystore: set [client] keystore in the config");
+		ovc_config_free(cfg);
+		return EXIT_WORK;
+	}
+	rc = agent_call(cfg, "unlock-check", NULL, 0, 1, &reply, &e);
+	if (rc == -EREMOTEIO && !strcmp(ovc_client_code(reply), "wait"))
+		cli_err("too many failed unlocks: try again in %.0f s", jnum(reply, "wait_s"));
+	else if (rc == -EREMOTEIO)
+		cli_err("%s", e.msg);
+	cJSON_Delete(reply);
+	rc = rc ? EXIT_WORK : unlock_with(cfg, passfile);
+	ovc_config_free(cfg);
+	return rc;
+}
+
+static int help_passwd(void)
+{
+	puts("Usage: overcrypt passwd [--passphrase-file OLD] [--new-passphrase-file NEW]\n"
+	     "Change the passphrase of your keystore ([client] keystore in the config);\n"
+	     "the identity stays the same. The new passphrase is asked twice on the\n"
+	     "terminal and must meet the password policy. No agent is needed.\n\n"
+	     "  -p, --passphrase-file OLD      read the current passphrase from OLD\n"
+	     "  -n, --new-passphrase-file NEW  read the new passphrase from NEW\n"
+	     "      --config FILE              read this config instead of the default files\n"
+	     "  -h, --help                     show this help");
+	return 0;
+}
+
+static int cmd_passwd(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "passphrase-file", required_argument, NULL, 'p' },
+		{ "new-passphrase-file", required_argument, NULL, 'n' }, AGENT_OPTS };
+	const char *oldfile = NULL, *newfile = NULL;
+	char prompt[PATH_MAX + 32], *old = NULL, *new_pass = NULL;
+	ovc_config *cfg = NULL;
+	ovc_err e;
+	int c, rc;
+
+	while ((c = agent_getopt(argc, argv, "+p:n:h", opts)) != -1) {
+		switch (c) {
+		case 'p': oldfile = optarg; break;
+		case 'n': newfile = optarg; break;
+		case 'h': return help_passwd();
+		default: return cli_usage("passwd", "bad option");
+		}
+	}
+	if (optind != argc)
+		return cli_usage("passwd", "unexpected argument '%s'", argv[optind]);
+	rc = load_config(&cfg);
+	if (rc)
+		return rc;
+	rc = EXIT_WORK;
+	if (!cfg->keystore) {
+		cli_err("no keystore: set [client] keystore in the config");
+		goto out;
+	}
+	snprintf(prompt, sizeof(prompt), "Current passphrase for %s: ", cfg->keystore);
+	old = cli_passphrase(prompt, oldfile, 0);
+	if (!old)
+		goto out;
+	if (!newfile)
+		fprintf(stderr, "Choose a new passphrase: at least %d characters with upper and\n"
+			"lower case letters, a digit and a special character.\n",
+			OVC_KEYSTORE_MIN_PASS);
+	new_pass = cli_passphrase("New passphrase: ", newfile, 1);
+	if (!new_pass)
+		goto out;
+	ovc_err_clear(&e);
+	if (ovc_keystore_passwd(cfg->keystore, old, new_pass, cfg->user, &e) != 0) {
+		cli_err("%s: %s", cfg->keystore, e.msg);
+		goto out;
+	}
+	fprintf(stderr, "The passphrase of %s is changed.\n", cfg->keystore);
+	rc = 0;
+out:
+	ovc_secret_free(old);
+	ovc_secret_free(new_pass);
+	ovc_config_free(cfg);
+	return rc;
+}
+
 /* ---- main --------------------------------------------------------------------------- */
 
 static const struct command {
@@ -726,11 +1313,17 @@ static const struct command {
 	{ "decrypt", cmd_decrypt, "decrypt files in place or to another place" },
 	{ "inspect", cmd_inspect, "show (and verify) an encrypted file's header" },
 	{ "enroll", cmd_enroll, "create your identity in a new keystore" },
+	{ "status", cmd_status, "show what the agent is doing" },
+	{ "which", cmd_which, "show which rule applies to a path, and why" },
+	{ "refresh", cmd_refresh, "make the agent fetch your policy now" },
+	{ "lock", cmd_lock, "make the agent forget your keys" },
+	{ "unlock", cmd_unlock, "open your keystore and give the agent your keys" },
+	{ "passwd", cmd_passwd, "change your keystore's passphrase" },
 };
 
 static int usage(FILE *out)
 {
-	fprintf(out, "Usage: overcrypt [--help] [--version] COMMAND [ARGS...]\n\n"
+	fprintf(out, "Usage: overcrypt [--help] [--version] [--config FILE] COMMAND [ARGS...]\n\n"
 		"Transparent, policy-driven file encryption: the user's command.\n\nCommands:\n");
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
@@ -741,27 +1334,42 @@ static int usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+	int i = 1;
+
 	if (ovc_common_init() != 0) {
 		cli_err("libsodium failed to start");
 		return EXIT_WORK;
 	}
-	if (argc < 2)
+	/* Global options: --config FILE (or --config=FILE). */
+	while (i < argc && !strncmp(argv[i], "--config", 8)) {
+		if (!strncmp(argv[i], "--config=", 9)) {
+			config_file = argv[i++] + 9;
+		} else if (argv[i][8] != '\0') {
+			break;
+		} else if (i + 1 < argc) {
+			config_file = argv[i + 1];
+			i += 2;
+		} else {
+			return cli_usage(NULL, "--config needs a FILE");
+		}
+	}
+	if (i >= argc)
 		return usage(stderr);
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))
+	if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") || !strcmp(argv[i], "help"))
 		return usage(stdout);
-	if (!strcmp(argv[1], "--version")) {
+	if (!strcmp(argv[i], "--version")) {
 		puts(OVC_VERSION_TEXT);
 		return 0;
 	}
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
-		if (strcmp(argv[1], commands[i].name) == 0) {
+	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++) {
+		if (strcmp(argv[i], commands[k].name) == 0) {
 			int rc;
 			optind = 1;
-			rc = commands[i].run(argc - 1, argv + 1);
+			rc = commands[k].run(argc - i, argv + i);
 			if (fflush(stdout) != 0)
 				rc = EXIT_WORK;
 			return rc;
 		}
 	}
-	return cli_usage(NULL, "unknown command '%s'", argv[1]);
+	return cli_usage(NULL, "unknown command '%s'", argv[i]);
 }

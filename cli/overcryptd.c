@@ -66,8 +66,9 @@ static int daemonize(void)
 	close(p[0]);
 	if (setsid() < 0)
 		cli_err("setsid: %m");
-	if (!freopen("/dev/null", "r", stdin))
-		cli_err("cannot reopen stdin");
+	/* stdout is not used; stderr stays the log */
+	if (!freopen("/dev/null", "r", stdin) || !freopen("/dev/null", "w", stdout))
+		cli_err("cannot reopen stdin and stdout on /dev/null");
 	return p[1];
 }
 

@@ -644,6 +644,9 @@ static int make_dir(const char *path, mode_t mode)
 		return -ENOTDIR;
 	if (st.st_uid != geteuid() || (st.st_mode & 022))
 		return -EPERM;
+	/* a folder left by an earlier run gets the mode this run needs */
+	if ((st.st_mode & 07777) != mode && chmod(path, mode) != 0)
+		return -errno;
 	return 0;
 }
 

@@ -82,6 +82,11 @@ const ovc_keyset *ovc_view_keys_get(const ovc_view_keys *k)
 	return k ? k->ks : NULL;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static void view_free(ovc_view *v)
 {
 	for (size_t i = 0; i < v->nfolders; i++)
@@ -120,6 +125,19 @@ ovc_view *ovc_view_new(uid_t uid, const char *user, ovc_view_state state,
 			return NULL;
 		}
 		v->nfolders = i + 1;
+	}
+	/* sorted and each once, as view.h promises */
+	if (v->nfolders > 1) {
+		size_t k = 1;
+
+		qsort(v->folders_buf, v->nfolders, sizeof(char *), cmp_str);
+		for (size_t i = 1; i < v->nfolders; i++) {
+			if (!strcmp(v->folders_buf[k - 1], v->folders_buf[i]))
+				free(v->folders_buf[i]);
+			else
+				v->folders_buf[k++] = v->folders_buf[i];
+		}
+		v->nfolders = k;
 	}
 	if (state == OVC_VIEW_READY && !ovc_view_keys_get(keys))
 		state = OVC_VIEW_LOCKED;
@@ -280,11 +298,6 @@ time_t ovc_views_last_access(ovc_views *vs, uid_t uid)
 		t = s->last_access;
 	pthread_mutex_unlock(&vs->mu);
 	return t;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 void ovc_views_folders_free(char **f, size_t n)
