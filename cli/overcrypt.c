@@ -788,7 +788,9 @@ static int agent_call(const ovc_config *cfg, const char *cmd, cJSON *req,
 }
 
 /* The config, then one request with no arguments but "cmd": the exit
- * status (0 or EXIT_WORK, EXIT_USAGE for the config); *reply on success. */
+ * status (0 or EXIT_WORK, EXIT_USAGE for the config); *reply on success.
+ * A negative timeout_ms means "as long as the agent may take to fetch":
+ * two requests of [server] timeout each, and some slack. */
 static int agent_simple(const char *cmd, int timeout_ms, cJSON **reply)
 {
 	ovc_config *cfg = NULL;
@@ -798,6 +800,8 @@ static int agent_simple(const char *cmd, int timeout_ms, cJSON **reply)
 	*reply = NULL;
 	if (rc)
 		return rc;
+	if (timeout_ms < 0)
+		timeout_ms = (cfg->timeout_s * 2 + 20) * 1000;
 	rc = agent_call(cfg, cmd, NULL, timeout_ms, 0, reply, &e);
 	ovc_config_free(cfg);
 	if (rc) {
@@ -1081,7 +1085,7 @@ static int help_refresh(void)
 {
 	puts("Usage: overcrypt refresh\n"
 	     "Make the agent fetch your policy now and wait until the fetch is over\n"
-	     "(at most about two minutes). Prints the policy's serial and whether it\n"
+	     "(at most twice the config's [server] timeout). Prints the policy's serial and whether it\n"
 	     "is new; exit status 1, with the reason, when the fetch failed or the\n"
 	     "document was refused (the last good policy stays applied).\n\n"
 	     "      --config FILE  read this config instead of the default files\n"
@@ -1092,8 +1096,7 @@ static int help_refresh(void)
 static int cmd_refresh(int argc, char **argv)
 {
 	cJSON *reply;
-	int rc = agent_plain(argc, argv, "refresh", help_refresh,
-			     OVC_CLIENT_REFRESH_TIMEOUT_MS, &reply);
+	int rc = agent_plain(argc, argv, "refresh", help_refresh, -1, &reply);
 
 	if (rc >= 0)
 		return rc;

@@ -70,6 +70,7 @@ struct conn {
 	char *buf;             /* ovc_wipe_malloc: may hold an identity */
 	size_t len;
 	long long deadline_ms;
+	int eof;               /* the client half-closed: not polled */
 };
 
 struct agent {
@@ -339,8 +340,8 @@ static struct uent *target(struct agent *A, int fd, uid_t peer, const cJSON *req
 	if (un) {
 		ue = user_by_name(A, un->valuestring);
 		if (!ue || (peer != 0 && ovc_user_uid(ue->u) != peer)) {
-			reply_err(A, fd, "denied", -1, peer == 0 ? "user %.64s is not served by this agent"
-				  : "you may act only on your own view", un->valuestring);
+			reply_err(A, fd, "denied", -1, "%s", peer == 0 ? "that user is not served by this agent"
+				  : "you may act only on your own view");
 			return NULL;
 		}
 		return ue;
@@ -381,16 +382,53 @@ static void do_unlock(struct agent *A, int fd, struct uent *ue, cJSON *req)
 	reply(A, fd, 1, o);
 }
 
+/* Is `s` (`n` bytes) well-formed UTF-8 (no overlongs, surrogates or code
+ * points above U+10FFFF)? */
+static int utf8_valid(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s, *end = p + n;
+
+	while (p < end) {
+		unsigned c = *p++;
+		size_t more;
+		unsigned cp, min;
+
+		if (c < 0x80)
+			continue;
+		if ((c & 0xe0) == 0xc0) { more = 1; cp = c & 0x1f; min = 0x80; }
+		else if ((c & 0xf0) == 0xe0) { more = 2; cp = c & 0x0f; min = 0x800; }
+		else if ((c & 0xf8) == 0xf0) { more = 3; cp = c & 0x07; min = 0x10000; }
+		else return 0;
+		if ((size_t)(end - p) < more)
+			return 0;
+		while (more--) {
+			if ((*p & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (*p++ & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return 0;
+	}
+	return 1;
+}
+
 static void handle(struct agent *A, size_t ci)
 {
 	struct conn *c = &A->conns[ci];
 	int fd = c->fd;
-	cJSON *req = cJSON_ParseWithLength(c->buf, c->len);
+	cJSON *req = NULL;
 	const cJSON *cmd;
 	struct uent *ue;
 	const char *k;
 	long wait = 0;
 
+	/* replies echo parts of requests (paths): only valid UTF-8 comes in,
+	 * and no \u0000, which would cut a string short unseen */
+	if (!utf8_valid(c->buf, c->len) || memmem(c->buf, c->len, "\\u0000", 6)) {
+		reply_err(A, fd, "invalid", -1, "the request is not a JSON object in UTF-8 (without NUL characters)");
+		return;
+	}
+	req = cJSON_ParseWithLength(c->buf, c->len);
 	if (!req || !cJSON_IsObject(req)) {
 		cJSON_Delete(req);
 		reply_err(A, fd, "invalid", -1, "the request is not a JSON object");
@@ -463,7 +501,8 @@ static void handle(struct agent *A, size_t ci)
 	} else if (!strcmp(k, "unlock")) {
 		do_unlock(A, fd, ue, req);
 	} else {
-		reply_err(A, fd, "invalid", -1, "unknown command '%.64s'", k);
+		reply_err(A, fd, "invalid", -1, "unknown command (status, which, refresh, lock, "
+			  "unlock-check, unlock-failed, unlock)");
 	}
 	cJSON_Delete(req);
 }
@@ -478,9 +517,12 @@ static void conn_read(struct agent *A, size_t ci)
 	if (c->st != C_READ) {
 		char tmp[64];
 
-		/* a waiting client that hangs up is dropped */
+		/* a waiting client may half-close (shutdown(SHUT_WR)) and
+		 * still read the reply; an error means it is gone */
 		r = recv(c->fd, tmp, sizeof(tmp), MSG_DONTWAIT);
-		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+		if (r == 0)
+			c->eof = 1;
+		else if (r < 0 && errno != EAGAIN && errno != EINTR)
 			conn_close(A, ci);
 		return;
 	}
@@ -507,7 +549,8 @@ static void conn_read(struct agent *A, size_t ci)
 	}
 }
 
-static void conn_accept(struct agent *A)
+/* Take one waiting connection: 0, or -1 when none is waiting. */
+static int conn_accept(struct agent *A)
 {
 	struct ucred cr;
 	socklen_t cl = sizeof(cr);
@@ -515,33 +558,34 @@ static void conn_accept(struct agent *A)
 	struct conn *c;
 
 	if (fd < 0)
-		return;
+		return -1;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0) {
 		close(fd);
-		return;
+		return 0;
 	}
 	if (A->o.mode == OVC_CONFIG_USER && cr.uid != getuid() && cr.uid != 0) {
 		ovc_log_warn("control: connection from uid %u refused (this agent serves uid %u)",
 			     (unsigned)cr.uid, (unsigned)getuid());
 		reply_err(A, fd, "denied", -1, "this agent belongs to uid %u", (unsigned)getuid());
-		return;
+		return 0;
 	}
 	if (A->nconns == OVC_CTL_MAX_CONNS) {
 		reply_err(A, fd, "internal", -1, "too many connections: try again");
-		return;
+		return 0;
 	}
 	c = &A->conns[A->nconns];
 	memset(c, 0, sizeof(*c));
 	c->buf = ovc_wipe_malloc(OVC_CTL_MAX_REQUEST + 1);
 	if (!c->buf) {
 		close(fd);
-		return;
+		return 0;
 	}
 	c->fd = fd;
 	c->uid = cr.uid;
 	c->st = C_READ;
 	c->deadline_ms = now_ms() + OVC_CTL_TIMEOUT_MS;
 	A->nconns++;
+	return 0;
 }
 
 /* ---- fetch results and timers ------------------------------------------------------- */
@@ -920,6 +964,9 @@ static void shutdown_agent(struct agent *A)
 		pthread_cond_signal(&q->cv);
 		pthread_mutex_unlock(&q->mu);
 	}
+	/* connections first: closing one looks through the users' waiters */
+	while (A->nconns)
+		conn_close(A, A->nconns - 1);
 	for (size_t i = 0; i < A->nusers; i++) {
 		struct uent *ue = &A->users[i];
 
@@ -932,8 +979,8 @@ static void shutdown_agent(struct agent *A)
 		ovc_user_free(ue->u);
 	}
 	free(A->users);
-	while (A->nconns)
-		conn_close(A, A->nconns - 1);
+	A->users = NULL;
+	A->nusers = 0;
 	if (A->listen_fd >= 0) {
 		close(A->listen_fd);
 		unlink(A->sock_path);
@@ -1024,7 +1071,8 @@ int ovc_agent_run(const ovc_agent_opts *o)
 		pf[np++] = (struct pollfd){ .fd = A->listen_fd, .events = POLLIN };
 		for (size_t i = 0; i < nc; i++) {
 			conn_fds[i] = A->conns[i].fd;
-			pf[np++] = (struct pollfd){ .fd = A->conns[i].fd, .events = POLLIN };
+			pf[np++] = (struct pollfd){ .fd = A->conns[i].eof ? -1 : A->conns[i].fd,
+						    .events = POLLIN };
 			if (A->conns[i].deadline_ms - ms < timeout)
 				timeout = A->conns[i].deadline_ms > ms ? (int)(A->conns[i].deadline_ms - ms) : 0;
 		}
@@ -1063,7 +1111,8 @@ int ovc_agent_run(const ovc_agent_opts *o)
 				conn_read(A, ci);
 		}
 		if (pf[2].revents & POLLIN)
-			conn_accept(A);
+			while (conn_accept(A) == 0)
+				;
 		timers(A);
 	}
 out:

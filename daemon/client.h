@@ -15,8 +15,8 @@
  * anything is sent (a request may hold the identity).
  *
  * Time-outs: connecting and sending each get OVC_CLIENT_IO_TIMEOUT_MS; the
- * reply gets what the caller asks (a refresh waits for the fetch:
- * OVC_CLIENT_REFRESH_TIMEOUT_MS). SIGPIPE is never raised (MSG_NOSIGNAL).
+ * reply gets what the caller asks (a refresh waits for the fetch: the
+ * CLI allows twice the config's [server] timeout). SIGPIPE is never raised (MSG_NOSIGNAL).
  *
  * Secrets: the request line is printed into ovc_wipe_malloc() memory and
  * the reply is read into it, so both are wiped when freed. cJSON trees are
@@ -41,7 +41,6 @@
 #define OVC_CLIENT_REPLY_MAX ((size_t)1 << 20)  /* a reply line, '\n' included */
 #define OVC_CLIENT_IO_TIMEOUT_MS 5000           /* connect, send */
 #define OVC_CLIENT_REPLY_TIMEOUT_MS 30000       /* the usual reply wait */
-#define OVC_CLIENT_REFRESH_TIMEOUT_MS 150000    /* a refresh's reply wait */
 #define OVC_CLIENT_PATH_MAX 108                 /* sun_path, NUL included */
 
 /* A connection. Zero it (or let ovc_client_connect() fill it); fd is -1

@@ -3,10 +3,7 @@ tests/tools/fetchtool: TLS with a throwaway CA, key pins, conditional GET
 (ETag, If-Modified-Since), size caps on plain and chunked bodies, refused
 protocols and redirects, file:// sources. No traffic leaves 127.0.0.1."""
 import base64
-import hashlib
 import http.client
-import os
-import pathlib
 import re
 import shutil
 import socket
@@ -16,50 +13,12 @@ import time
 
 import pytest
 
+from agentlib import (MIB, NO_PROXY_ENV, free_port, make_ca, make_leaf,  # noqa: F401
+                      put, spki_pin, wait_port)
 from conftest import BUILD
 
-MIB = 1 << 20
 DOC = b'{"user": "alice", "serial": 1}\n'
 SIG = b"untrusted comment: test\nRWQ-not-a-real-signature\n"
-NO_PROXY_ENV = {k: v for k, v in os.environ.items()
-                if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
-
-
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True,
-                   capture_output=True, timeout=60)
-
-
-def make_ca(d, name):
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
-            "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-            "-subj", f"/CN={name}", "-keyout", f"{name}.key",
-            "-out", f"{name}.pem", cwd=d)
-
-
-def make_leaf(d, name, ca, ext):
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-subj", f"/CN={name}", "-keyout", f"{name}.key",
-            "-out", f"{name}.csr", cwd=d)
-    (d / f"{name}.ext").write_text(ext)
-    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem",
-            "-CAkey", f"{ca}.key", "-CAcreateserial", "-days", "2",
-            "-extfile", f"{name}.ext", "-out", f"{name}.pem", cwd=d)
-
-
-def spki_pin(cert):
-    """The base64 SHA-256 of the certificate's SubjectPublicKeyInfo."""
-    pub = subprocess.run(["openssl", "x509", "-in", cert, "-pubkey", "-noout"],
-                         check=True, capture_output=True).stdout
-    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"],
-                         input=pub, check=True, capture_output=True).stdout
-    return base64.b64encode(hashlib.sha256(der).digest()).decode()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 NGINX_CONF = """
@@ -102,28 +61,6 @@ http {{
     }}
 }}
 """
-
-
-def wait_port(port, proc, log):
-    deadline = time.time() + 15
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"nginx exited {proc.returncode}: {log.read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("nginx did not open its port")
-
-
-def put(www, rel, data, mtime=None):
-    p = www / rel
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_bytes(data)
-    if mtime is not None:
-        os.utime(p, (mtime, mtime))
-    return p
 
 
 @pytest.fixture(scope="module")
