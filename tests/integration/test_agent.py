@@ -862,3 +862,42 @@ def test_replies_are_utf8_json(org, agent, tmp_path):
         except UnicodeDecodeError as e:
             pytest.fail(f"reply to {req[:30]!r}... is not UTF-8 ({e}): {raw!r}")
         assert r is not None and r["ok"] is False and r["code"] == "invalid", raw
+
+
+# --- passwd --------------------------------------------------------------------------
+
+def test_passwd_changes_the_keystore_passphrase(org, agent, tmp_path):
+    """`overcrypt passwd`: a wrong old passphrase and a weak new one change
+    nothing; a good change makes the new passphrase unlock and the old one
+    fail; the identity (and so the keys) stays the same."""
+    pub = tmp_path / "pub"
+    serve(org.v1, pub)
+    ks = tmp_path / "alice.ks"
+    shutil.copy(org.alice_ks, ks)
+    before = ks.read_bytes()
+    a = agent(f"file://{pub}/", keystore=ks).start()
+    a.wait_policy()
+    wrong, weak, new = tmp_path / "wrong", tmp_path / "weak", tmp_path / "new"
+    wrong.write_text("Not-The-Passphrase-42!\n")
+    weak.write_text("password\n")
+    new.write_text("An0ther-Keystore#passphrase\n")
+
+    p = a.oc("passwd", "--passphrase-file", wrong, "--new-passphrase-file", new)
+    assert p.returncode == 1 and "wrong passphrase" in p.err, p.err
+    assert ks.read_bytes() == before
+    p = a.oc("passwd", "--passphrase-file", org.user_pw, "--new-passphrase-file", weak)
+    assert p.returncode == 1 and "new passphrase" in p.err, p.err
+    assert ks.read_bytes() == before
+
+    p = a.oc("passwd", "--passphrase-file", org.user_pw, "--new-passphrase-file", new)
+    assert p.returncode == 0, p.err
+    assert ks.read_bytes() != before
+    assert stat.S_IMODE(ks.stat().st_mode) == 0o600
+    assert not list(tmp_path.glob(".alice.ks*")), "a temporary file was left behind"
+
+    p = a.unlock(org.user_pw)                 # the old passphrase no longer opens it
+    assert p.returncode == 1, p.out
+    time.sleep(1.2)                           # the back-off of that failure
+    p = a.unlock(new)
+    assert p.returncode == 0 and "unlocked: 1 key" in p.out, p.err
+    assert a.status()["state"] == "ready"
