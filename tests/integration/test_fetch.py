@@ -13,38 +13,16 @@ import time
 
 import pytest
 
-from agentlib import (MIB, NO_PROXY_ENV, free_port, make_ca, make_leaf,  # noqa: F401
-                      put, spki_pin, wait_port)
+from agentlib import (MIB, NO_PROXY_ENV, Nginx, free_port, make_ca,  # noqa: F401
+                      make_leaf, put, spki_pin)
 from conftest import BUILD
 
 DOC = b'{"user": "alice", "serial": 1}\n'
 SIG = b"untrusted comment: test\nRWQ-not-a-real-signature\n"
 
 
-NGINX_CONF = """
-daemon off;
-master_process off;
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log {d}/access.log;
-    client_body_temp_path {d}/tmp/body;
-    proxy_temp_path {d}/tmp/proxy;
-    fastcgi_temp_path {d}/tmp/fastcgi;
-    uwsgi_temp_path {d}/tmp/uwsgi;
-    scgi_temp_path {d}/tmp/scgi;
-    types {{ application/json json; text/plain minisig; }}
-    default_type application/octet-stream;
-    etag on;
-    server {{
-        listen 127.0.0.1:{port} ssl;
-        server_name localhost;
-        ssl_certificate {d}/server.pem;
-        ssl_certificate_key {d}/server.key;
-        ssl_verify_client optional;
-        ssl_client_certificate {d}/ca.pem;
-        root {d}/www;
+# The locations this file needs, inside agentlib.Nginx's server block.
+LOCATIONS = """
         # sub_filter drops Content-Length, so nginx sends the body chunked.
         location /chunked/ {{
             sub_filter_types *;
@@ -58,8 +36,6 @@ http {{
         location = /moved/alice.json.minisig {{ return 301 /pol/alice.json.minisig; }}
         location = /loop/alice.json {{ return 302 /loop/alice.json; }}
         location = /err/alice.json {{ return 500; }}
-    }}
-}}
 """
 
 
@@ -93,20 +69,13 @@ def srv(tmp_path_factory):
     put(www, "nosig/alice.json", DOC)
     put(www, "err/alice.json.minisig", SIG)
     port = free_port()
-    conf = d / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(d=d, port=port))
-    log = d / "nginx.out"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(["nginx", "-p", str(d), "-c", str(conf)],
-                                stdout=out, stderr=subprocess.STDOUT)
+    web = Nginx(d, d, www, LOCATIONS.format(d=d, port=port), port)
     try:
-        wait_port(port, proc, log)
+        web.start()
         yield {"d": d, "www": www, "port": port, "old": old,
-               "url": f"https://127.0.0.1:{port}", "ca": str(d / "ca.pem"),
-               "tool": tool, "access": d / "access.log"}
+               "url": web.url, "ca": web.ca, "tool": tool, "access": web.access}
     finally:
-        proc.kill()
-        proc.wait(timeout=10)
+        web.stop()
 
 
 def fetch(srv, base, user="alice", *args, ca=True, timeout=60):
