@@ -632,8 +632,8 @@ static void report_org_conf(const char *dir, const ovc_audit_head *h)
 static int audit_verify(const char *dir, const char *head, ovc_err *e)
 {
 	char log[PATH_MAX], pubp[PATH_MAX], sigp[PATH_MAX];
-	uint8_t *pub = NULL, *hj = NULL, *sig = NULL, last[32];
-	size_t plen, hlen, slen;
+	uint8_t *hj = NULL, *sig = NULL, last[32];
+	size_t hlen, slen;
 	ovc_minisign_pubkey pk;
 	ovc_audit_head h;
 	uint64_t count;
@@ -649,9 +649,7 @@ static int audit_verify(const char *dir, const char *head, ovc_err *e)
 	}
 	snprintf(pubp, sizeof(pubp), "%s/org.pub", dir);
 	snprintf(sigp, sizeof(sigp), "%s.minisig", head);
-	rc = ovc_read_file(pubp, 1 << 16, 0, &pub, &plen);
-	if (!rc)
-		rc = ovc_minisign_pubkey_parse((char *)pub, plen, &pk, e);
+	rc = ovc_minisign_pubkey_load(pubp, &pk, e);
 	if (!rc)
 		rc = ovc_read_file(head, 1 << 20, 0, &hj, &hlen);
 	if (!rc)
@@ -667,7 +665,6 @@ static int audit_verify(const char *dir, const char *head, ovc_err *e)
 		report_org_conf(dir, &h);
 		ovc_audit_head_release(&h);
 	}
-	free(pub);
 	free(hj);
 	free(sig);
 	return rc;

@@ -444,3 +444,31 @@ int ovc_stage_commit(ovc_stage *st, const char *dir)
 	stage_free(st);
 	return rc;
 }
+
+int ovc_private_dir(const char *path, mode_t mode, int parents)
+{
+	char p[PATH_MAX];
+	struct stat st;
+	size_t n = strlen(path);
+
+	if (n >= sizeof(p) || path[0] != '/')
+		return -ENAMETOOLONG;
+	memcpy(p, path, n + 1);
+	for (size_t i = parents ? 1 : n; i <= n; i++) {
+		if (p[i] != '/' && p[i] != '\0')
+			continue;
+		p[i] = '\0';
+		if (mkdir(p, i == n ? mode : 0700) != 0 && errno != EEXIST)
+			return -errno;
+		p[i] = i == n ? '\0' : '/';
+	}
+	if (lstat(path, &st) != 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	if (st.st_uid != geteuid() || (st.st_mode & 022))
+		return -EPERM;
+	if ((st.st_mode & 07777) != mode && chmod(path, mode) != 0)
+		return -errno;
+	return 0;
+}

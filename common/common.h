@@ -147,6 +147,14 @@ int ovc_read_file(const char *path, size_t max, int secret, uint8_t **out,
 int ovc_write_file_atomic(const char *path, const void *data, size_t len,
 			  mode_t mode, int excl);
 
+/* Make sure `path` (absolute) is a folder of ours that nobody else may
+ * write: create it with `mode` when missing (with `parents`, also the
+ * folders above it, mode 0700), refuse it when it is not a folder
+ * (-ENOTDIR, a symlink too) or is not owned by the effective uid or is
+ * group or world writable (-EPERM), and give it `mode` when it has
+ * another. Returns 0 or -errno. */
+int ovc_private_dir(const char *path, mode_t mode, int parents);
+
 /* Replacing many files in one folder atomically without an fsync each:
  * ovc_stage_add() writes each new file to a temporary name (no fsync);
  * ovc_stage_commit() syncs the file system once (syncfs), renames every

@@ -542,3 +542,19 @@ int ovc_minisign_verify(const ovc_minisign_pubkey *pks, size_t n_pks,
 	*trusted_comment = tc;
 	return 0;
 }
+
+int ovc_minisign_pubkey_load(const char *path, ovc_minisign_pubkey *out,
+			     ovc_err *e)
+{
+	uint8_t *buf = NULL;
+	size_t len;
+	int rc = ovc_read_file(path, 1u << 16, 0, &buf, &len);
+
+	if (rc)
+		return ovc_err_set(e, rc, "%s: %s", path, strerror(-rc));
+	rc = ovc_minisign_pubkey_parse((const char *)buf, len, out, e);
+	free(buf);
+	if (rc)
+		return ovc_err_wrap(e, rc, "%s: ", path);
+	return 0;
+}

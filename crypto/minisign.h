@@ -54,6 +54,12 @@ int ovc_minisign_seckey_decode(const uint8_t *in, size_t len,
 int ovc_minisign_pubkey_parse(const char *text, size_t len,
 			      ovc_minisign_pubkey *out, ovc_err *e);
 
+/* Read the public key file `path` (at most 64 KiB) and parse it. Errors:
+ * -errno from reading (-EFBIG when larger), ovc_minisign_pubkey_parse()'s;
+ * the message starts with the path. */
+int ovc_minisign_pubkey_load(const char *path, ovc_minisign_pubkey *out,
+			     ovc_err *e);
+
 /* Format a .pub file ("untrusted comment: minisign public key XXXX\n" +
  * base64 + "\n") into a malloc()ed NUL-terminated string (caller free()s).
  * Returns 0 or -ENOMEM. */

@@ -624,13 +624,8 @@ static void fetch_done(struct agent *A, struct uent *ue)
 		}
 		o = cJSON_CreateObject();
 		if (o) {
-			cJSON *st = ovc_user_status(ue->u, time(NULL));
-			const cJSON *pol = st ? cJSON_GetObjectItemCaseSensitive(st, "policy") : NULL;
-			const cJSON *ser = pol ? cJSON_GetObjectItemCaseSensitive(pol, "serial") : NULL;
-
 			cJSON_AddStringToObject(o, "result", fresh ? "new" : "unchanged");
-			cJSON_AddNumberToObject(o, "serial", cJSON_IsNumber(ser) ? ser->valuedouble : 0);
-			cJSON_Delete(st);
+			cJSON_AddNumberToObject(o, "serial", (double)ovc_user_serial(ue->u));
 		}
 		reply(A, fd, 1, o);
 	}
@@ -663,37 +658,6 @@ static void timers(struct agent *A)
 
 /* ---- start-up ----------------------------------------------------------------------- */
 
-/* mkdir -p for `path` with `mode` for what is made; then check that the
- * last folder is ours and not writable by others. */
-static int make_dir(const char *path, mode_t mode)
-{
-	char p[PATH_MAX];
-	struct stat st;
-	size_t n = strlen(path);
-
-	if (n >= sizeof(p) || path[0] != '/')
-		return -ENAMETOOLONG;
-	memcpy(p, path, n + 1);
-	for (size_t i = 1; i <= n; i++) {
-		if (p[i] != '/' && p[i] != '\0')
-			continue;
-		p[i] = '\0';
-		if (mkdir(p, i == n ? mode : 0700) != 0 && errno != EEXIST)
-			return -errno;
-		p[i] = i == n ? '\0' : '/';
-	}
-	if (lstat(path, &st) != 0)
-		return -errno;
-	if (!S_ISDIR(st.st_mode))
-		return -ENOTDIR;
-	if (st.st_uid != geteuid() || (st.st_mode & 022))
-		return -EPERM;
-	/* a folder left by an earlier run gets the mode this run needs */
-	if ((st.st_mode & 07777) != mode && chmod(path, mode) != 0)
-		return -errno;
-	return 0;
-}
-
 static int load_config(struct agent *A, ovc_config **out)
 {
 	ovc_diag d = { 0 };
@@ -709,18 +673,11 @@ static int load_config(struct agent *A, ovc_config **out)
 static int load_org_keys(const ovc_config *c, ovc_minisign_pubkey *pks)
 {
 	for (size_t i = 0; i < c->norg_public_keys; i++) {
-		uint8_t *buf = NULL;
-		size_t len;
 		ovc_err e = { 0 };
-		int rc = ovc_read_file(c->org_public_keys[i], 4096, 0, &buf, &len);
+		int rc = ovc_minisign_pubkey_load(c->org_public_keys[i], &pks[i], &e);
 
-		if (rc == 0)
-			rc = ovc_minisign_pubkey_parse((const char *)buf, len, &pks[i], &e);
-		else
-			ovc_err_set(&e, rc, "%s", strerror(-rc));
-		free(buf);
 		if (rc) {
-			ovc_log_error("org_public_key %s: %s", c->org_public_keys[i], e.msg);
+			ovc_log_error("org_public_key %s", e.msg);
 			return rc;
 		}
 	}
@@ -742,7 +699,7 @@ static int add_user(struct agent *A, const char *name, uid_t uid,
 		snprintf(dir, sizeof(dir), "%s/%u", A->cfg->cache_dir, (unsigned)uid);
 	else
 		snprintf(dir, sizeof(dir), "%s", A->cfg->cache_dir);
-	rc = make_dir(dir, 0700);
+	rc = ovc_private_dir(dir, 0700, 1);
 	if (rc) {
 		ovc_log_error("user %s: state folder %s: %s", name, dir,
 			      rc == -EPERM ? "not ours, or writable by others" : strerror(-rc));
@@ -1027,13 +984,13 @@ int ovc_agent_run(const ovc_agent_opts *o)
 		status = 2;
 		goto out;
 	}
-	rc = make_dir(A->cfg->runtime_dir, o->mode == OVC_CONFIG_SYSTEM ? 0755 : 0700);
+	rc = ovc_private_dir(A->cfg->runtime_dir, o->mode == OVC_CONFIG_SYSTEM ? 0755 : 0700, 1);
 	if (rc) {
 		ovc_log_error("runtime_dir %s: %s", A->cfg->runtime_dir,
 			      rc == -EPERM ? "not ours, or writable by others" : strerror(-rc));
 		goto out;
 	}
-	if (o->mode == OVC_CONFIG_SYSTEM && (rc = make_dir(A->cfg->cache_dir, 0700))) {
+	if (o->mode == OVC_CONFIG_SYSTEM && (rc = ovc_private_dir(A->cfg->cache_dir, 0700, 1))) {
 		ovc_log_error("cache_dir %s: %s", A->cfg->cache_dir,
 			      rc == -EPERM ? "not ours, or writable by others" : strerror(-rc));
 		goto out;

@@ -552,21 +552,6 @@ skeleton:
 
 /* ---- life --------------------------------------------------------------------------- */
 
-static int ensure_dir(const char *dir, ovc_err *e)
-{
-	struct stat st;
-
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-		return ovc_err_set(e, -errno, "%s: cannot create: %s", dir, strerror(errno));
-	if (lstat(dir, &st) != 0)
-		return ovc_err_set(e, -errno, "%s: %s", dir, strerror(errno));
-	if (!S_ISDIR(st.st_mode))
-		return ovc_err_set(e, -ENOTDIR, "%s: not a folder", dir);
-	if (st.st_uid != geteuid() || (st.st_mode & 022))
-		return ovc_err_set(e, -EPERM, "%s: not safe (must be ours and not group or world writable)", dir);
-	return 0;
-}
-
 int ovc_user_set_source(ovc_user *u, const char *source,
 			const ovc_minisign_pubkey *pks, size_t npks)
 {
@@ -607,8 +592,10 @@ int ovc_user_new(const ovc_user_opts *o, time_t now, ovc_user **out,
 		}
 		u->nmounts = i + 1;
 	}
-	rc = ensure_dir(u->dir, e);
+	rc = ovc_private_dir(u->dir, 0700, 0);
 	if (rc) {
+		ovc_err_set(e, rc, "%s: %s", u->dir, rc == -EPERM
+			    ? "not safe (must be ours and not group or world writable)" : strerror(-rc));
 		ovc_user_free(u);
 		return rc;
 	}
@@ -646,6 +633,7 @@ const char *ovc_user_name(const ovc_user *u) { return u->name; }
 uid_t ovc_user_uid(const ovc_user *u) { return u->uid; }
 const char *ovc_user_source(const ovc_user *u) { return u->source; }
 time_t ovc_user_next_fetch(const ovc_user *u) { return u->next_fetch; }
+uint64_t ovc_user_serial(const ovc_user *u) { return u->policy ? u->policy->serial : 0; }
 
 const ovc_fetch_meta *ovc_user_fetch_meta(ovc_user *u)
 {

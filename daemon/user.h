@@ -100,6 +100,9 @@ enum ovc_user_outcome ovc_user_fetched(ovc_user *u, int rc,
 				       const ovc_err *fe, time_t now,
 				       int *fresh, ovc_err *e);
 
+/* The applied policy's serial (0: none). */
+uint64_t ovc_user_serial(const ovc_user *u);
+
 /* When the next fetch is due. */
 time_t ovc_user_next_fetch(const ovc_user *u);
 
