@@ -35,7 +35,7 @@ endif
 # Libraries, lowest first; each folder is one static library.
 LIBDIRS := common crypto policy fusefs daemon
 LIBS    := $(foreach d,$(LIBDIRS),$(BUILD)/libovc-$(d).a)
-LINKLIBS := $(foreach d,daemon fusefs policy crypto common,$(BUILD)/libovc-$(d).a)
+LINKLIBS := -Wl,--start-group $(foreach d,daemon fusefs policy crypto common,$(BUILD)/libovc-$(d).a) -Wl,--end-group
 
 PROGRAMS := $(BUILD)/overcrypt $(BUILD)/overcrypt-admin $(BUILD)/overcryptd
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)

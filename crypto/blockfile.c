@@ -162,6 +162,11 @@ void ovc_file_close(ovc_file *f)
 	ovc_secret_free(f);
 }
 
+void ovc_file_set_fd(ovc_file *f, int fd)
+{
+	f->fd = fd;
+}
+
 uint64_t ovc_file_size(const ovc_file *f)
 {
 	return f->size;

@@ -62,6 +62,10 @@ int ovc_file_open(int fd, ovc_key_lookup lookup, void *ctx, ovc_file **out,
 /* Wipe the keys and free (NULL is fine). The descriptor stays open. */
 void ovc_file_close(ovc_file *f);
 
+/* Use `fd` (the same backing file, e.g. reopened read-write) from now
+ * on. The old descriptor stays the caller's. */
+void ovc_file_set_fd(ovc_file *f, int fd);
+
 /* The plaintext size. */
 uint64_t ovc_file_size(const ovc_file *f);
 

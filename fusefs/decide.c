@@ -1,0 +1,148 @@
+/*
+ * decide.c - open/create decisions (see decide.h; DESIGN.md "The overlay").
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "fusefs/decide.h"
+
+int ovc_path_under_any(const char *path, const char *const *folders, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(folders[i]);
+
+		if (l == 1 && folders[i][0] == '/')
+			return 1;
+		if (strncmp(path, folders[i], l) == 0 &&
+		    (path[l] == 0 || path[l] == '/'))
+			return 1;
+	}
+	return 0;
+}
+
+static const ovc_key *held(const ovc_view *v, const uint8_t *id)
+{
+	if (!v || v->state != OVC_VIEW_READY || !v->keys || !id)
+		return NULL;
+	return ovc_keyset_find(v->keys, id);
+}
+
+static int refuse(ovc_decision *d, const char *why)
+{
+	d->act = OVC_ACT_PASS;
+	d->key = d->fresh = NULL;
+	d->why = why;
+	return -EACCES;
+}
+
+static const char *no_key_why(const ovc_view *v)
+{
+	if (!v)
+		return "this user is not served (no keys)";
+	switch (v->state) {
+	case OVC_VIEW_NO_POLICY:
+		return "no policy yet";
+	case OVC_VIEW_LOCKED:
+		return "locked";
+	case OVC_VIEW_EXPIRED:
+		return "the policy expired";
+	case OVC_VIEW_READY:
+		break;
+	}
+	return "not entitled to the key";
+}
+
+const ovc_rule *ovc_decide_create_rule(const ovc_view *v, const char *path)
+{
+	ovc_match m;
+
+	if (!v || !v->rules || ovc_ruleset_match(v->rules, path, &m, NULL, 0) < 0)
+		return NULL;
+	return m.create_rule;
+}
+
+int ovc_decide(const ovc_request *r, ovc_decision *d)
+{
+	const ovc_view *v = r->view;
+	ovc_match m;
+	int have_match = 0, guarded;
+	const ovc_rule *cr = NULL;
+	int name_encrypts = 0;
+
+	memset(d, 0, sizeof(*d));
+	if (v && v->rules) {
+		if (ovc_ruleset_match(v->rules, r->path, &m, NULL, 0) < 0)
+			return refuse(d, "the path does not match (too long)");
+		have_match = 1;
+		cr = m.create_rule;
+		name_encrypts = m.rule && m.rule->has_key &&
+				m.rule->type != OVC_RULE_PUBLIC;
+	}
+	/* Places that must not get plaintext when no rules are known: a uid
+	 * without a view, a view without a policy. */
+	if (!v)
+		guarded = ovc_path_under_any(r->path, r->guard, r->nguard);
+	else if (!have_match)
+		guarded = ovc_path_under_any(r->path, v->folders, v->nfolders);
+	else
+		guarded = 0;
+
+	switch (r->fc) {
+	case OVC_FC_ENC:
+		d->key = held(v, r->key_id);
+		if (!d->key)
+			return refuse(d, no_key_why(v));
+		d->act = OVC_ACT_ENC;
+		/* a truncation to zero starts over under the place's key, or,
+		 * where no rule encrypts, under the file's own (it stays
+		 * encrypted: persistent encryption's products) */
+		d->fresh = cr ? held(v, cr->key_id) : d->key;
+		if (r->trunc && cr && !d->fresh)
+			return refuse(d, no_key_why(v));
+		return 0;
+	case OVC_FC_NEW:
+	case OVC_FC_EMPTY:
+		if (r->fc == OVC_FC_EMPTY && !r->write)
+			break;
+		if (cr) {
+			d->key = held(v, cr->key_id);
+			if (!d->key)
+				return refuse(d, no_key_why(v));
+			d->act = OVC_ACT_ENC_NEW;
+			return 0;
+		}
+		if (guarded)
+			return refuse(d, no_key_why(v));
+		break;
+	case OVC_FC_PLAIN:
+		if (name_encrypts) {
+			if (v->settings.plaintext_under_rule == OVC_PLAINTEXT_STRICT)
+				return refuse(d, "plaintext under an encryption rule (strict)");
+			if (!r->write)
+				break;
+			d->key = held(v, cr ? cr->key_id : m.rule->key_id);
+			if (!d->key)
+				return refuse(d, no_key_why(v));
+			if (r->trunc) {
+				d->act = OVC_ACT_ENC_NEW;
+				return 0;
+			}
+			if (v->settings.plaintext_under_rule == OVC_PLAINTEXT_REFUSE)
+				return refuse(d, "plaintext under an encryption rule (refused by policy)");
+			d->act = OVC_ACT_CONVERT;
+			return 0;
+		}
+		if (r->write && r->trunc && cr) {
+			d->key = held(v, cr->key_id);
+			if (!d->key)
+				return refuse(d, no_key_why(v));
+			d->act = OVC_ACT_ENC_NEW;
+			return 0;
+		}
+		if (r->write && guarded)
+			return refuse(d, no_key_why(v));
+		break;
+	}
+	d->act = OVC_ACT_PASS;
+	return 0;
+}

@@ -1,0 +1,63 @@
+/*
+ * decide.h - what the overlay does when a uid opens or creates a file:
+ * DESIGN.md, "The overlay", as one pure function of the view, the path's
+ * rules and what the backing file holds. No I/O; unit-tested on its own
+ * (tests/unit/test_decide.c).
+ */
+#ifndef OVC_FUSEFS_DECIDE_H
+#define OVC_FUSEFS_DECIDE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto/keys.h"
+#include "daemon/view.h"
+
+/* What the backing file is. */
+enum ovc_fclass {
+	OVC_FC_NEW,    /* does not exist yet (create) */
+	OVC_FC_EMPTY,  /* a 0-byte regular file */
+	OVC_FC_PLAIN,  /* a regular file not starting with the magic */
+	OVC_FC_ENC,    /* an encrypted file */
+};
+
+enum ovc_action {
+	OVC_ACT_PASS,     /* plaintext, passed through */
+	OVC_ACT_ENC,      /* open the encrypted file with `key` (its key id) */
+	OVC_ACT_ENC_NEW,  /* start a fresh encrypted file under `key` */
+	OVC_ACT_CONVERT,  /* encrypt the plaintext file under `key` first */
+};
+
+typedef struct ovc_decision {
+	enum ovc_action act;
+	const ovc_key *key;   /* borrowed from the view */
+	const ovc_key *fresh; /* the key a truncation to zero starts under
+			       * (ENC); NULL: none held */
+	const char *why;      /* for a refusal (static) */
+} ovc_decision;
+
+typedef struct ovc_request {
+	const ovc_view *view;        /* NULL: the uid has no view */
+	const char *const *guard;    /* for a NULL view: the served users'
+				      * folders (ovc_views_guard_folders) */
+	size_t nguard;
+	const char *path;            /* absolute path of the file */
+	enum ovc_fclass fc;
+	const uint8_t *key_id;       /* OVC_FC_ENC: the header's key id */
+	int write;                   /* opened for writing */
+	int trunc;                   /* O_TRUNC (or a truncation to zero) */
+} ovc_request;
+
+/* Returns 0 with `d` filled, or -EACCES (d->why says why: "locked",
+ * "not entitled to the key", "no policy", "plaintext under rule refused",
+ * …). */
+int ovc_decide(const ovc_request *r, ovc_decision *d);
+
+/* Is `path` at or below one of `folders` (whole components)? */
+int ovc_path_under_any(const char *path, const char *const *folders, size_t n);
+
+/* The key a new file at `path` gets under `v` (NULL: plaintext), and
+ * whether the place encrypts at all (*encrypts). Used for EXDEV checks. */
+const ovc_rule *ovc_decide_create_rule(const ovc_view *v, const char *path);
+
+#endif

@@ -1,0 +1,1999 @@
+/*
+ * overlay.c - the FUSE low-level file system (see overlay.h, itable.h,
+ * decide.h and docs/overlay.md).
+ *
+ * Every request handler ends in exactly one reply. Backing access is by
+ * *at() calls relative to descriptors of the inode table (itable.h); a
+ * file handle keeps the view it was opened with, and an encrypted inode's
+ * ovc_file (header, file key, size) is shared by all its handles under the
+ * inode's rwlock: readers share it, writers and size changes take it
+ * exclusively.
+ */
+#define _GNU_SOURCE
+#define FUSE_USE_VERSION 314
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <fuse_lowlevel.h>
+
+#include "crypto/format.h"
+#include "daemon/log.h"
+#include "fusefs/decide.h"
+#include "fusefs/itable.h"
+#include "fusefs/overlay.h"
+
+#define MAX_IO (1u << 20)          /* max_write / max_read */
+#define FD_CACHE 4096              /* bounded descriptor cache */
+#define TIMEOUT 1.0                /* entry and attribute cache, seconds */
+
+struct ovc_overlay {
+	char *mnt;
+	ovc_views *views;
+	ovc_itable *it;
+	struct fuse_session *se;
+	pthread_t th;
+	int th_started;
+	atomic_int dead;
+	int network;
+	dev_t fuse_dev;
+	atomic_uint_fast64_t bytes_read, bytes_written, files_opened;
+	atomic_uint_fast64_t open_handles, open_encrypted, auth_failures;
+};
+
+struct handle {
+	int fd;                    /* backing descriptor of this handle */
+	struct ovc_inode *ino;     /* holds a table reference */
+	ovc_view *view;            /* the view it was opened with */
+	uid_t uid;
+	int enc;                   /* reads and writes go through ino->ef */
+	int writable;
+};
+
+struct dhandle {
+	DIR *dp;
+	off_t off;
+	struct dirent *entry;
+};
+
+/* ---- per-thread cipher and buffer ------------------------------------------------- */
+
+static pthread_key_t tls_key;
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+
+struct tls {
+	ovc_cipher *c;
+	uint8_t *buf;
+};
+
+static void tls_free(void *p)
+{
+	struct tls *t = p;
+
+	ovc_cipher_free(t->c);
+	free(t->buf);
+	free(t);
+}
+
+static void tls_init(void)
+{
+	if (pthread_key_create(&tls_key, tls_free) != 0)
+		abort();
+}
+
+static struct tls *tls_get(void)
+{
+	struct tls *t;
+
+	pthread_once(&tls_once, tls_init);
+	t = pthread_getspecific(tls_key);
+	if (t)
+		return t;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->c = ovc_cipher_new();
+	t->buf = malloc(MAX_IO);
+	if (!t->c || !t->buf || pthread_setspecific(tls_key, t) != 0) {
+		tls_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+/* ---- helpers --------------------------------------------------------------------- */
+
+static ovc_overlay *OV(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static struct ovc_inode *INO(ovc_overlay *ov, fuse_ino_t n)
+{
+	return n == FUSE_ROOT_ID ? ovc_itable_root(ov->it) : (struct ovc_inode *)(uintptr_t)n;
+}
+
+static fuse_ino_t NODE(ovc_overlay *ov, struct ovc_inode *i)
+{
+	return i == ovc_itable_root(ov->it) ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)i;
+}
+
+static void proc_path(char *buf, size_t n, int fd)
+{
+	snprintf(buf, n, "/proc/self/fd/%d", fd);
+}
+
+static int stat_at(const struct ovc_at *a, struct stat *st)
+{
+	int rc = a->name[0] ? fstatat(a->fd, a->name, st, AT_SYMLINK_NOFOLLOW)
+			    : fstatat(a->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	return rc < 0 ? -errno : 0;
+}
+
+/* Open the inode's file (never following a symlink). */
+static int open_at(const struct ovc_at *a, int flags)
+{
+	char p[64];
+	int fd;
+
+	flags |= O_CLOEXEC | O_NOFOLLOW;
+	if (a->name[0]) {
+		fd = openat(a->fd, a->name, flags);
+	} else {
+		proc_path(p, sizeof(p), a->fd);
+		fd = open(p, flags & ~O_NOFOLLOW);
+	}
+	return fd < 0 ? -errno : fd;
+}
+
+/* The absolute path of `i` (+ "/child"). */
+static int abs_path(ovc_overlay *ov, struct ovc_inode *i, const char *child,
+		    char *buf, size_t size)
+{
+	size_t ml = strlen(ov->mnt);
+	int rc;
+
+	if (ml + 2 >= size)
+		return -ENAMETOOLONG;
+	memcpy(buf, ov->mnt, ml);
+	buf[ml] = '/';
+	rc = ovc_itable_path(ov->it, i, child, buf + ml + 1, size - ml - 1);
+	if (rc < 0)
+		return rc;
+	if (buf[ml + 1] == 0 && ml > 0)
+		buf[ml] = 0; /* the root itself */
+	if (ml == 1)
+		memmove(buf, buf + 1, strlen(buf + 1) + 1); /* mounted on "/" */
+	return 0;
+}
+
+static int ts_eq(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+/* Is the backing file `fd` (stat `st`) encrypted? 1, 0, or -errno. */
+static int sniff(int fd, const struct stat *st)
+{
+	uint8_t magic[8];
+	ssize_t n;
+
+	if (st->st_size < (off_t)sizeof(magic))
+		return 0;
+	n = pread(fd, magic, sizeof(magic), 0);
+	if (n < 0)
+		return -errno;
+	return ovc_is_encrypted(magic, (size_t)n);
+}
+
+/* Record what the backing file is (inode lock held for writing). */
+static void remember(struct ovc_inode *i, const struct stat *st, int enc)
+{
+	uint64_t plain = 0, nslots;
+
+	i->enc_known = 1;
+	i->enc_ctime = st->st_ctim;
+	i->enc_bsize = st->st_size;
+	i->enc = enc;
+	if (enc) {
+		atomic_store(&i->enc_seen, 1);
+		if (ovc_layout_plain_size((uint64_t)st->st_size, &plain, &nslots, NULL) < 0)
+			plain = 0;
+	}
+	i->enc_plain = plain;
+}
+
+/* Replace st_size by the plaintext size of an encrypted file. */
+static void fix_size(ovc_overlay *ov, struct ovc_inode *i,
+		     const struct ovc_at *a, struct stat *st)
+{
+	int known, enc = 0, fd;
+	uint64_t plain = 0;
+
+	(void)ov;
+	if (!S_ISREG(st->st_mode))
+		return;
+	pthread_rwlock_rdlock(&i->lock);
+	if (i->ef) {
+		st->st_size = (off_t)ovc_file_size(i->ef);
+		pthread_rwlock_unlock(&i->lock);
+		return;
+	}
+	known = i->enc_known && ts_eq(&i->enc_ctime, &st->st_ctim) &&
+		i->enc_bsize == st->st_size;
+	if (known) {
+		enc = i->enc;
+		plain = i->enc_plain;
+	}
+	pthread_rwlock_unlock(&i->lock);
+	if (!known) {
+		if (st->st_size < 8)
+			return;
+		fd = open_at(a, O_RDONLY | O_NONBLOCK);
+		if (fd < 0)
+			return; /* unreadable for us: shown as it is */
+		enc = sniff(fd, st);
+		close(fd);
+		if (enc < 0)
+			return;
+		pthread_rwlock_wrlock(&i->lock);
+		remember(i, st, enc);
+		plain = i->enc_plain;
+		pthread_rwlock_unlock(&i->lock);
+	}
+	if (enc)
+		st->st_size = (off_t)plain;
+}
+
+static void log_bad(ovc_overlay *ov, struct ovc_inode *i, const ovc_err *e)
+{
+	char p[PATH_MAX];
+
+	atomic_fetch_add(&ov->auth_failures, 1);
+	if (abs_path(ov, i, NULL, p, sizeof(p)) < 0)
+		snprintf(p, sizeof(p), "%s/(unknown)", ov->mnt);
+	ovc_log_error("%s: %s", p, e->msg[0] ? e->msg : "failed authentication");
+}
+
+/* -EBADMSG (does not authenticate) is EIO to the program. */
+static int io_err(ovc_overlay *ov, struct ovc_inode *i, int rc, const ovc_err *e)
+{
+	if (rc == -EBADMSG || rc == -EPROTO) {
+		log_bad(ov, i, e);
+		return EIO;
+	}
+	return -rc;
+}
+
+static int is_own_fuse(ovc_overlay *ov, const struct stat *st)
+{
+	return ov->fuse_dev && st->st_dev == ov->fuse_dev;
+}
+
+/* ---- lookup and attributes -------------------------------------------------------- */
+
+static int do_lookup(ovc_overlay *ov, struct ovc_inode *parent, const char *name,
+		     struct fuse_entry_param *e)
+{
+	struct ovc_at a;
+	struct stat st;
+	struct ovc_inode *i;
+	int rc;
+
+	if (strlen(name) > NAME_MAX)
+		return ENAMETOOLONG;
+	memset(e, 0, sizeof(*e));
+	rc = ovc_itable_at(ov->it, parent, 1, &a);
+	if (rc < 0)
+		return -rc;
+	if (fstatat(a.fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		rc = errno;
+		ovc_itable_at_put(ov->it, &a);
+		return rc;
+	}
+	if (is_own_fuse(ov, &st)) {
+		ovc_itable_at_put(ov->it, &a);
+		return ELOOP;
+	}
+	i = ovc_itable_lookup(ov->it, parent, name, &st);
+	if (!i) {
+		ovc_itable_at_put(ov->it, &a);
+		return ENOMEM;
+	}
+	{
+		struct ovc_at fa = { .fd = a.fd, .holder = NULL };
+
+		snprintf(fa.name, sizeof(fa.name), "%s", name);
+		fix_size(ov, i, &fa, &st);
+	}
+	ovc_itable_at_put(ov->it, &a);
+	e->ino = NODE(ov, i);
+	e->attr = st;
+	e->attr_timeout = TIMEOUT;
+	e->entry_timeout = TIMEOUT;
+	return 0;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	ovc_overlay *ov = OV(req);
+	struct fuse_entry_param e;
+	int err = do_lookup(ov, INO(ov, parent), name, &e);
+
+	if (err == ENOENT) {
+		/* a negative entry, cached like a positive one */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = TIMEOUT;
+		fuse_reply_entry(req, &e);
+	} else if (err) {
+		fuse_reply_err(req, err);
+	} else {
+		fuse_reply_entry(req, &e);
+	}
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t n, uint64_t nlookup)
+{
+	ovc_overlay *ov = OV(req);
+
+	ovc_itable_forget(ov->it, INO(ov, n), nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *f)
+{
+	ovc_overlay *ov = OV(req);
+
+	for (size_t k = 0; k < count; k++)
+		ovc_itable_forget(ov->it, INO(ov, f[k].ino), f[k].nlookup);
+	fuse_reply_none(req);
+}
+
+static int inode_stat(ovc_overlay *ov, struct ovc_inode *i, struct stat *st)
+{
+	struct ovc_at a;
+	int rc = ovc_itable_at(ov->it, i, 0, &a);
+
+	if (rc < 0)
+		return rc;
+	rc = stat_at(&a, st);
+	if (rc == 0 && (st->st_ino != i->ino || st->st_dev != i->dev))
+		rc = -ESTALE;
+	if (rc == 0)
+		fix_size(ov, i, &a, st);
+	ovc_itable_at_put(ov->it, &a);
+	return rc == -ENOENT ? -ESTALE : rc;
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t n, struct fuse_file_info *fi)
+{
+	ovc_overlay *ov = OV(req);
+	struct stat st;
+	int rc;
+
+	if (fi) {
+		struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
+		rc = fstat(h->fd, &st) < 0 ? -errno : 0;
+		if (rc == 0 && h->enc) {
+			pthread_rwlock_rdlock(&h->ino->lock);
+			if (h->ino->ef)
+				st.st_size = (off_t)ovc_file_size(h->ino->ef);
+			pthread_rwlock_unlock(&h->ino->lock);
+		}
+	} else {
+		rc = inode_stat(ov, INO(ov, n), &st);
+	}
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, TIMEOUT);
+}
+
+/* ---- opening: the decision ------------------------------------------------------- */
+
+/* The view of the requesting uid (a reference), and for a uid without one
+ * the guard folders. */
+struct who {
+	uid_t uid;
+	ovc_view *view;
+	char **guard;
+	size_t nguard;
+};
+
+static int who_get(ovc_overlay *ov, fuse_req_t req, struct who *w)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+	memset(w, 0, sizeof(*w));
+	w->uid = ctx->uid;
+	w->view = ovc_views_get(ov->views, ctx->uid);
+	if (!w->view && ovc_views_guard_folders(ov->views, &w->guard, &w->nguard) < 0)
+		return -ENOMEM;
+	ovc_views_touch(ov->views, ctx->uid);
+	return 0;
+}
+
+static void who_put(struct who *w)
+{
+	ovc_view_put(w->view);
+	ovc_views_folders_free(w->guard, w->nguard);
+	memset(w, 0, sizeof(*w));
+}
+
+static int decide(ovc_overlay *ov, const struct who *w, const char *path,
+		  enum ovc_fclass fc, const uint8_t *key_id, int write,
+		  int trunc, ovc_decision *d)
+{
+	ovc_request r = {
+		.view = w->view, .guard = (const char *const *)w->guard,
+		.nguard = w->nguard, .path = path, .fc = fc, .key_id = key_id,
+		.write = write, .trunc = trunc,
+	};
+	int rc = ovc_decide(&r, d);
+
+	if (rc < 0)
+		ovc_log_info("%s: access refused to uid %u (%s)", path,
+			     (unsigned)w->uid, d->why ? d->why : "refused");
+	(void)ov;
+	return rc;
+}
+
+static const ovc_key *lookup_key(void *ctx, const uint8_t id[OVC_KEY_ID_BYTES])
+{
+	const ovc_view *v = ctx;
+
+	return v && v->keys ? ovc_keyset_find(v->keys, id) : NULL;
+}
+
+/* Make the inode's shared encrypted state ready on `fd` (inode lock held
+ * for writing): open the header, or check the key of the one open. */
+static int enc_attach(ovc_overlay *ov, struct ovc_inode *i, int fd, int rw,
+		      const ovc_view *v, ovc_err *e)
+{
+	if (i->ef) {
+		const ovc_header *h = ovc_file_header(i->ef);
+
+		if (!lookup_key((void *)v, h->key_id))
+			return ovc_err_set(e, -EACCES, "the key of this file is not held");
+		if (rw && !i->efd_rw) {
+			int nfd = dup(fd);
+
+			if (nfd < 0)
+				return -errno;
+			ovc_file_set_fd(i->ef, nfd);
+			close(i->efd);
+			i->efd = nfd;
+			i->efd_rw = 1;
+		}
+		return 0;
+	}
+	i->efd = dup(fd);
+	if (i->efd < 0)
+		return -errno;
+	i->efd_rw = rw;
+	int rc = ovc_file_open(i->efd, lookup_key, (void *)v, &i->ef, e);
+	if (rc < 0) {
+		close(i->efd);
+		i->efd = -1;
+		i->ef = NULL;
+	}
+	(void)ov;
+	return rc;
+}
+
+/* Start a fresh encrypted file on the (empty or emptied) backing `fd`. */
+static int enc_fresh(struct ovc_inode *i, int fd, const ovc_key *key, ovc_err *e)
+{
+	struct tls *t = tls_get();
+	ovc_file *f = NULL;
+	int rc;
+
+	if (!t)
+		return -ENOMEM;
+	if (i->ef) {
+		rc = ovc_file_truncate(i->ef, t->c, 0, key, e);
+		return rc;
+	}
+	if (ftruncate(fd, 0) < 0)
+		return -errno;
+	rc = ovc_file_create(fd, key, t->c, 0, &f, e);
+	if (rc < 0)
+		return rc;
+	ovc_file_close(f);
+	return 0;
+}
+
+/* Encrypt the plaintext file (inode `i`, name in `pa`) under `key`: a new
+ * encrypted file beside it, its content, mode, owner and times, fsynced,
+ * renamed over the old one. The inode then stands for the new file. */
+static int convert(ovc_overlay *ov, struct ovc_inode *i, const struct ovc_at *pa,
+		   int oldfd, const ovc_key *key, ovc_err *e)
+{
+	struct tls *t = tls_get();
+	char tmp[NAME_MAX + 1];
+	struct stat st;
+	ovc_file *f = NULL;
+	int fd = -1, rc;
+	uint64_t off = 0;
+
+	if (!t)
+		return -ENOMEM;
+	if (fstat(oldfd, &st) < 0)
+		return -errno;
+	if (st.st_nlink > 1)
+		return ovc_err_set(e, -EACCES, "a plaintext file with %ju links is not converted",
+				   (uintmax_t)st.st_nlink);
+	if (i->nplainw > 0)
+		return ovc_err_set(e, -EBUSY, "the plaintext file is open for writing: not converted");
+	snprintf(tmp, sizeof(tmp), ".ovc-convert.%ju.%lx", (uintmax_t)st.st_ino,
+		 (unsigned long)random());
+	fd = openat(pa->fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	rc = ovc_file_create(fd, key, t->c, 0, &f, e);
+	while (rc == 0) {
+		ssize_t n = pread(oldfd, t->buf, MAX_IO, (off_t)off);
+
+		if (n < 0) {
+			rc = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		ssize_t w = ovc_file_pwrite(f, t->c, t->buf, (size_t)n, off, e);
+		if (w < 0)
+			rc = (int)w;
+		off += (uint64_t)n;
+	}
+	ovc_file_close(f);
+	if (rc == 0 && (fchown(fd, st.st_uid, st.st_gid) < 0 && errno != EPERM))
+		rc = -errno;
+	if (rc == 0 && fchmod(fd, st.st_mode & 07777) < 0)
+		rc = -errno;
+	if (rc == 0) {
+		struct timespec ts[2] = { st.st_atim, st.st_mtim };
+
+		if (futimens(fd, ts) < 0)
+			rc = -errno;
+	}
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	if (rc == 0 && renameat(pa->fd, tmp, pa->fd, pa->name) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		unlinkat(pa->fd, tmp, 0);
+		close(fd);
+		return rc;
+	}
+	if (fsync(pa->fd) < 0 && errno != EBADF && errno != EINVAL)
+		ovc_log_warn("%s: fsync of the folder after a conversion: %s",
+			     ov->mnt, strerror(errno));
+	if (fstat(fd, &st) == 0)
+		ovc_itable_rehash(ov->it, i, st.st_dev, st.st_ino);
+	close(fd);
+	return 0;
+}
+
+/* Open inode `i` for the handle: the decision, the backing descriptor,
+ * the encrypted state. */
+static int do_open(ovc_overlay *ov, fuse_req_t req, struct ovc_inode *i,
+		   int flags, struct handle **out, int *keep_cache)
+{
+	struct who w;
+	struct ovc_at pa = { .fd = -1 };
+	char path[PATH_MAX];
+	struct stat st;
+	enum ovc_fclass fc;
+	ovc_decision d;
+	ovc_err e = { 0 };
+	int acc = flags & O_ACCMODE, write = acc != O_RDONLY || (flags & O_TRUNC);
+	int fd = -1, rc, enc = 0, locked = 0;
+	struct handle *h = NULL;
+	uint8_t kid[OVC_KEY_ID_BYTES];
+
+	*keep_cache = 0;
+	rc = who_get(ov, req, &w);
+	if (rc < 0)
+		return rc;
+	rc = abs_path(ov, i, NULL, path, sizeof(path));
+	if (rc < 0)
+		goto out;
+	rc = ovc_itable_at(ov->it, i, 0, &pa);
+	if (rc < 0)
+		goto out;
+	{
+		int bflags = (write ? O_RDWR : O_RDONLY) |
+			     (flags & (O_SYNC | O_DSYNC | O_NOATIME | O_NONBLOCK));
+
+		fd = open_at(&pa, bflags);
+		if (fd == -EACCES && acc == O_WRONLY)
+			fd = open_at(&pa, (bflags & ~O_ACCMODE) | O_WRONLY);
+	}
+	if (fd < 0) {
+		rc = fd == -ENOENT ? -ESTALE : fd;
+		fd = -1;
+		goto out;
+	}
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (st.st_ino != i->ino || st.st_dev != i->dev) {
+		rc = -ESTALE;
+		goto out;
+	}
+	pthread_rwlock_wrlock(&i->lock);
+	locked = 1;
+	if (i->ef) {
+		fc = OVC_FC_ENC;
+		memcpy(kid, ovc_file_header(i->ef)->key_id, sizeof(kid));
+	} else if (st.st_size == 0) {
+		fc = OVC_FC_EMPTY;
+	} else {
+		int s = sniff(fd, &st);
+
+		if (s < 0) {
+			rc = s;
+			goto out;
+		}
+		if (s) {
+			uint8_t hb[OVC_HEADER_SIZE];
+			ovc_header hdr;
+
+			if (pread(fd, hb, sizeof(hb), 0) != (ssize_t)sizeof(hb) ||
+			    ovc_header_decode(hb, sizeof(hb), &hdr, &e) < 0) {
+				rc = -EBADMSG;
+				if (!e.msg[0])
+					ovc_err_set(&e, -EBADMSG, "the header is cut short");
+				goto out;
+			}
+			memcpy(kid, hdr.key_id, sizeof(kid));
+		}
+		remember(i, &st, s);
+		fc = s ? OVC_FC_ENC : OVC_FC_PLAIN;
+	}
+	rc = decide(ov, &w, path, fc, fc == OVC_FC_ENC ? kid : NULL, write,
+		    !!(flags & O_TRUNC), &d);
+	if (rc < 0)
+		goto out;
+	if (write && (fc != OVC_FC_PLAIN || d.act != OVC_ACT_PASS) && acc == O_WRONLY) {
+		/* read-modify-write needs the backing file readable */
+		int fl = fcntl(fd, F_GETFL);
+
+		if (fl >= 0 && (fl & O_ACCMODE) == O_WRONLY) {
+			rc = -EACCES;
+			goto out;
+		}
+	}
+	switch (d.act) {
+	case OVC_ACT_PASS:
+		if ((flags & O_TRUNC) && ftruncate(fd, 0) < 0) {
+			rc = -errno;
+			goto out;
+		}
+		break;
+	case OVC_ACT_CONVERT:
+		ovc_itable_at_put(ov->it, &pa);
+		rc = ovc_itable_at_parent(ov->it, i, &pa);
+		if (rc == 0)
+			rc = convert(ov, i, &pa, fd, d.key, &e);
+		if (rc < 0)
+			goto out;
+		close(fd);
+		fd = open_at(&pa, O_RDWR);
+		if (fd < 0) {
+			rc = fd;
+			fd = -1;
+			goto out;
+		}
+		ovc_log_info("%s: plaintext file encrypted in place (plaintext_under_rule = convert)", path);
+		rc = enc_attach(ov, i, fd, 1, w.view, &e);
+		enc = 1;
+		break;
+	case OVC_ACT_ENC_NEW:
+		rc = enc_fresh(i, fd, d.key, &e);
+		if (rc == 0)
+			rc = enc_attach(ov, i, fd, 1, w.view, &e);
+		enc = 1;
+		break;
+	case OVC_ACT_ENC:
+		rc = enc_attach(ov, i, fd, write, w.view, &e);
+		if (rc == 0 && (flags & O_TRUNC)) {
+			struct tls *t = tls_get();
+
+			rc = t ? ovc_file_truncate(i->ef, t->c, 0, d.fresh, &e) : -ENOMEM;
+		}
+		enc = 1;
+		break;
+	}
+	if (rc < 0)
+		goto out;
+	if (enc)
+		atomic_store(&i->enc_seen, 1);
+	h = calloc(1, sizeof(*h));
+	if (!h) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (i->cache_valid && i->nopen == 0 && fstat(fd, &st) == 0 &&
+	    ts_eq(&st.st_ctim, &i->cache_ctime) && !ov->network)
+		*keep_cache = 1;
+	i->nopen++;
+	if (!enc && write)
+		i->nplainw++;
+	h->fd = fd;
+	h->ino = i;
+	h->view = w.view;
+	w.view = NULL;
+	h->uid = w.uid;
+	h->enc = enc;
+	h->writable = write;
+	fd = -1;
+	ovc_itable_ref(ov->it, i);
+	atomic_fetch_add(&ov->files_opened, 1);
+	atomic_fetch_add(&ov->open_handles, 1);
+	if (enc)
+		atomic_fetch_add(&ov->open_encrypted, 1);
+	*out = h;
+out:
+	if (locked)
+		pthread_rwlock_unlock(&i->lock);
+	if (rc == -EBADMSG || rc == -EPROTO) {
+		ovc_log_error("%s: %s", path, e.msg[0] ? e.msg : "failed authentication");
+		atomic_fetch_add(&ov->auth_failures, 1);
+		rc = -EIO;
+	} else if (rc < 0 && e.msg[0]) {
+		ovc_log_info("%s: %s", path, e.msg);
+	}
+	if (fd >= 0)
+		close(fd);
+	ovc_itable_at_put(ov->it, &pa);
+	who_put(&w);
+	return rc;
+}
+
+static void handle_free(ovc_overlay *ov, struct handle *h);
+
+static void fill_fi(struct fuse_file_info *fi, struct handle *h, int keep)
+{
+	fi->fh = (uint64_t)(uintptr_t)h;
+	fi->keep_cache = keep;
+	fi->direct_io = 0;
+	fi->noflush = 0;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t n, struct fuse_file_info *fi)
+{
+	ovc_overlay *ov = OV(req);
+	struct handle *h = NULL;
+	int keep, rc;
+
+	if (fi->flags & O_TMPFILE) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	rc = do_open(ov, req, INO(ov, n), fi->flags, &h, &keep);
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fill_fi(fi, h, keep);
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		handle_free(ov, h); /* the opener was interrupted */
+}
+
+static void handle_free(ovc_overlay *ov, struct handle *h)
+{
+	struct ovc_inode *i = h->ino;
+	struct stat st;
+
+	pthread_rwlock_wrlock(&i->lock);
+	if (i->nopen > 0)
+		i->nopen--;
+	if (!h->enc && h->writable && i->nplainw > 0)
+		i->nplainw--;
+	if (i->nopen == 0) {
+		if (fstat(h->fd, &st) == 0) {
+			i->cache_ctime = st.st_ctim;
+			i->cache_valid = 1;
+			if (i->ef)
+				remember(i, &st, 1);
+		}
+		if (i->ef) {
+			ovc_file_close(i->ef);
+			i->ef = NULL;
+		}
+		if (i->efd >= 0) {
+			close(i->efd);
+			i->efd = -1;
+		}
+	}
+	pthread_rwlock_unlock(&i->lock);
+	close(h->fd);
+	atomic_fetch_sub(&ov->open_handles, 1);
+	if (h->enc)
+		atomic_fetch_sub(&ov->open_encrypted, 1);
+	ovc_view_put(h->view);
+	ovc_itable_unref(ov->it, i);
+	free(h);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t n, struct fuse_file_info *fi)
+{
+	(void)n;
+	handle_free(OV(req), (struct handle *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t n, struct fuse_file_info *fi)
+{
+	(void)n;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t n, int datasync,
+		     struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	int rc;
+
+	(void)n;
+	rc = datasync ? fdatasync(h->fd) : fsync(h->fd);
+	fuse_reply_err(req, rc < 0 ? errno : 0);
+}
+
+/* ---- data ------------------------------------------------------------------------ */
+
+static void op_read(fuse_req_t req, fuse_ino_t n, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	ovc_overlay *ov = OV(req);
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	struct tls *t = tls_get();
+	ssize_t r;
+	ovc_err e = { 0 };
+
+	(void)n;
+	if (!t) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (size > MAX_IO)
+		size = MAX_IO;
+	pthread_rwlock_rdlock(&h->ino->lock);
+	if (h->ino->ef) {
+		/* also a handle opened on the file while it was empty or
+		 * plaintext: it reads what the file holds now, if its view
+		 * holds the key */
+		if (h->enc || lookup_key(h->view, ovc_file_header(h->ino->ef)->key_id))
+			r = ovc_file_pread(h->ino->ef, t->c, t->buf, size, (uint64_t)off, &e);
+		else
+			r = -EACCES;
+	} else if (h->enc) {
+		r = -EIO;
+	} else {
+		r = pread(h->fd, t->buf, size, off);
+		if (r < 0)
+			r = -errno;
+	}
+	pthread_rwlock_unlock(&h->ino->lock);
+	if (r < 0) {
+		fuse_reply_err(req, io_err(ov, h->ino, (int)r, &e));
+		return;
+	}
+	atomic_fetch_add(&ov->bytes_read, (uint64_t)r);
+	fuse_reply_buf(req, (const char *)t->buf, (size_t)r);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t n, const char *buf, size_t size,
+		     off_t off, struct fuse_file_info *fi)
+{
+	ovc_overlay *ov = OV(req);
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+	ssize_t r;
+	ovc_err e = { 0 };
+
+	(void)n;
+	if (off < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	pthread_rwlock_wrlock(&h->ino->lock);
+	if (h->ino->ef) {
+		struct tls *t = tls_get();
+
+		/* never plaintext bytes into an encrypted file, whichever
+		 * handle the kernel writes back through */
+		r = t ? ovc_file_pwrite(h->ino->ef, t->c, buf, size, (uint64_t)off, &e)
+		      : -ENOMEM;
+	} else if (h->enc) {
+		r = -EIO;
+	} else {
+		r = pwrite(h->fd, buf, size, off);
+		if (r < 0)
+			r = -errno;
+	}
+	pthread_rwlock_unlock(&h->ino->lock);
+	if (r < 0) {
+		fuse_reply_err(req, io_err(ov, h->ino, (int)r, &e));
+		return;
+	}
+	atomic_fetch_add(&ov->bytes_written, (uint64_t)r);
+	fuse_reply_write(req, (size_t)r);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t n, int mode, off_t off,
+			 off_t len, struct fuse_file_info *fi)
+{
+	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
+
+	(void)n;
+	if (h->enc) {
+		/* space for ciphertext cannot be reserved honestly: a
+		 * reservation is not a sealed block */
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	fuse_reply_err(req, fallocate(h->fd, mode, off, len) < 0 ? errno : 0);
+}
+
+/* ---- setattr --------------------------------------------------------------------- */
+
+static int set_size(ovc_overlay *ov, fuse_req_t req, struct ovc_inode *i,
+		    struct handle *h, off_t size)
+{
+	struct handle *own = NULL;
+	ovc_err e = { 0 };
+	int keep, rc = 0;
+
+	if (size < 0)
+		return -EINVAL;
+	if (!h) {
+		rc = do_open(ov, req, i, size == 0 ? (O_WRONLY | O_TRUNC) : O_WRONLY,
+			     &own, &keep);
+		if (rc < 0)
+			return rc;
+		h = own;
+		if (size == 0)
+			goto done; /* O_TRUNC did it */
+	}
+	if (h->enc) {
+		struct tls *t = tls_get();
+		const ovc_rule *cr;
+		const ovc_key *fresh = NULL;
+
+		if (!t) {
+			rc = -ENOMEM;
+			goto done;
+		}
+		if (size == 0) {
+			char path[PATH_MAX];
+
+			/* a fresh header under the place's key, from the
+			 * handle's view; or the file's own key */
+			if (abs_path(ov, i, NULL, path, sizeof(path)) == 0 &&
+			    (cr = ovc_decide_create_rule(h->view, path)) && h->view->keys)
+				fresh = ovc_keyset_find(h->view->keys, cr->key_id);
+			else if (h->view && h->view->keys && i->ef)
+				fresh = ovc_keyset_find(h->view->keys,
+							ovc_file_header(i->ef)->key_id);
+		}
+		pthread_rwlock_wrlock(&i->lock);
+		rc = i->ef ? ovc_file_truncate(i->ef, t->c, (uint64_t)size, fresh, &e) : -EIO;
+		pthread_rwlock_unlock(&i->lock);
+		if (rc < 0)
+			rc = -io_err(ov, i, rc, &e);
+	} else if (ftruncate(h->fd, size) < 0) {
+		rc = -errno;
+	}
+done:
+	if (own)
+		handle_free(ov, own);
+	return rc;
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t n, struct stat *attr,
+		       int valid, struct fuse_file_info *fi)
+{
+	ovc_overlay *ov = OV(req);
+	struct ovc_inode *i = INO(ov, n);
+	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
+	struct ovc_at a = { .fd = -1 };
+	char p[64];
+	struct stat st;
+	int rc = 0;
+
+	rc = ovc_itable_at(ov->it, i, 1, &a);
+	if (rc < 0)
+		goto out;
+	proc_path(p, sizeof(p), a.fd);
+	if (valid & FUSE_SET_ATTR_MODE) {
+		if (i->type == S_IFLNK)
+			rc = -EOPNOTSUPP;
+		else if ((h ? fchmod(h->fd, attr->st_mode) : chmod(p, attr->st_mode)) < 0)
+			rc = -errno;
+		if (rc < 0)
+			goto out;
+	}
+	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		uid_t u = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
+		gid_t g = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+
+		if (fchownat(a.fd, "", u, g, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+			rc = -errno;
+			goto out;
+		}
+	}
+	if (valid & FUSE_SET_ATTR_SIZE) {
+		rc = set_size(ov, req, i, h, attr->st_size);
+		if (rc < 0)
+			goto out;
+	}
+	if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+		struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_OMIT } };
+
+		if (valid & FUSE_SET_ATTR_ATIME_NOW)
+			ts[0].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_ATIME)
+			ts[0] = attr->st_atim;
+		if (valid & FUSE_SET_ATTR_MTIME_NOW)
+			ts[1].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_MTIME)
+			ts[1] = attr->st_mtim;
+		if (i->type == S_IFLNK) {
+			struct ovc_at pa;
+
+			rc = ovc_itable_at_parent(ov->it, i, &pa);
+			if (rc == 0 && utimensat(pa.fd, pa.name, ts, AT_SYMLINK_NOFOLLOW) < 0)
+				rc = -errno;
+			ovc_itable_at_put(ov->it, &pa);
+		} else
+			rc = (h ? futimens(h->fd, ts) : utimensat(AT_FDCWD, p, ts, 0)) < 0 ? -errno : 0;
+		if (rc < 0)
+			goto out;
+	}
+	ovc_itable_at_put(ov->it, &a);
+	if (h) {
+		rc = fstat(h->fd, &st) < 0 ? -errno : 0;
+		if (rc == 0 && h->enc) {
+			pthread_rwlock_rdlock(&i->lock);
+			if (i->ef)
+				st.st_size = (off_t)ovc_file_size(i->ef);
+			pthread_rwlock_unlock(&i->lock);
+		}
+	} else {
+		rc = inode_stat(ov, i, &st);
+	}
+	if (rc < 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, TIMEOUT);
+	return;
+out:
+	ovc_itable_at_put(ov->it, &a);
+	fuse_reply_err(req, -rc);
+}
+
+/* ---- creating names ---------------------------------------------------------------- */
+
+static void reply_entry_of(fuse_req_t req, ovc_overlay *ov, struct ovc_inode *parent,
+			   const char *name, int rc)
+{
+	struct fuse_entry_param e;
+	int err;
+
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	err = do_lookup(ov, parent, name, &e);
+	if (err)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+/* Refuse making a name where a rule encrypts and the uid has no policy:
+ * (no plaintext file may appear there); folders, links and nodes carry no
+ * content and are allowed. */
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	ovc_overlay *ov = OV(req);
+	struct ovc_inode *p = INO(ov, parent);
+	struct ovc_at a;
+	int rc = ovc_itable_at(ov->it, p, 1, &a);
+
+	if (rc == 0) {
+		rc = mknodat(a.fd, name, mode, rdev) < 0 ? -errno : 0;
+		ovc_itable_at_put(ov->it, &a);
+	}
+	reply_entry_of(req, ov, p, name, rc);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	ovc_overlay *ov = OV(req);
+	struct ovc_inode *p = INO(ov, parent);
+	struct ovc_at a;
+	int rc = ovc_itable_at(ov->it, p, 1, &a);
+
+	if (rc == 0) {
+		rc = mkdirat(a.fd, name, mode) < 0 ? -errno : 0;
+		ovc_itable_at_put(ov->it, &a);
+	}
+	reply_entry_of(req, ov, p, name, rc);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	ovc_overlay *ov = OV(req);
+	struct ovc_inode *p = INO(ov, parent);
+	struct ovc_at a;
+	int rc = ovc_itable_at(ov->it, p, 1, &a);
+
+	if (rc == 0) {
+		rc = symlinkat(link, a.fd, name) < 0 ? -errno : 0;
+		ovc_itable_at_put(ov->it, &a);
+	}
+	reply_entry_of(req, ov, p, name, rc);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t n)
+{
+	ovc_overlay *ov = OV(req);
+	struct ovc_at a;
+	char buf[PATH_MAX + 1];
+	ssize_t r;
+	int rc = ovc_itable_at(ov->it, INO(ov, n), 0, &a);
+
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	r = readlinkat(a.fd, a.name, buf, sizeof(buf));
+	rc = r < 0 ? errno : 0;
+	ovc_itable_at_put(ov->it, &a);
+	if (rc)
+		fuse_reply_err(req, rc);
+	else if (r >= (ssize_t)sizeof(buf))
+		fuse_reply_err(req, ENAMETOOLONG);
+	else {
+		buf[r] = 0;
+		fuse_reply_readlink(req, buf);
+	}
+}
+
+/* The rule class of a name for EXDEV checks: the key a new file there
+ * gets (NULL: plaintext). */
+static int same_class(ovc_overlay *ov, const struct who *w, struct ovc_inode *p1,
+		      const char *n1, struct ovc_inode *p2, const char *n2)
+{
+	char a[PATH_MAX], b[PATH_MAX];
+	const ovc_rule *r1, *r2;
+
+	if (abs_path(ov, p1, n1, a, sizeof(a)) < 0 || abs_path(ov, p2, n2, b, sizeof(b)) < 0)
+		return 0;
+	if (!w->view) {
+		int g1 = ovc_path_under_any(a, (const char *const *)w->guard, w->nguard);
+		int g2 = ovc_path_under_any(b, (const char *const *)w->guard, w->nguard);
+
+		return g1 == g2;
+	}
+	r1 = ovc_decide_create_rule(w->view, a);
+	r2 = ovc_decide_create_rule(w->view, b);
+	if (!r1 || !r2)
+		return r1 == r2;
+	return memcmp(r1->key_id, r2->key_id, OVC_KEY_ID_BYTES) == 0;
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t n, fuse_ino_t newparent,
+		    const char *newname)
+{
+	ovc_overlay *ov = OV(req);
+	struct ovc_inode *i = INO(ov, n), *np = INO(ov, newparent);
+	struct ovc_at a = { .fd = -1 }, d = { .fd = -1 };
+	struct who w;
+	int rc = who_get(ov, req, &w);
+
+	if (rc < 0)
+		goto out;
+	{
+		struct ovc_at pa;
+
+		rc = ovc_itable_at_parent(ov->it, i, &pa);
+		if (rc == 0) {
+			int same = same_class(ov, &w, pa.holder, pa.name, np, newname);
+
+			ovc_itable_at_put(ov->it, &pa);
+			if (!same) {
+				rc = -EXDEV;
+				goto out;
+			}
+		}
+	}
+	rc = ovc_itable_at(ov->it, i, 1, &a);
+	if (rc < 0)
+		goto out;
+	rc = ovc_itable_at(ov->it, np, 1, &d);
+	if (rc < 0)
+		goto out;
+	{
+		char p[64];
+
+		proc_path(p, sizeof(p), a.fd);
+		rc = linkat(AT_FDCWD, p, d.fd, newname, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
+	}
+out:
+	ovc_itable_at_put(ov->it, &a);
+	ovc_itable_at_put(ov->it, &d);
+	who_put(&w);
+	reply_entry_of(req, ov, np, newname, rc);
+}
+
+/* Before a name goes: if it is the current name of an inode the kernel
+ * still knows, keep that inode reachable. */
+static void before_remove(ovc_overlay *ov, int dirfd, const char *name)
+{
+	struct stat st;
+	struct ovc_inode *v;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	v = ovc_itable_find(ov->it, st.st_dev, st.st_ino);
+	if (v && (st.st_nlink > 1 || S_ISREG(st.st_mode)))
+		ovc_itable_keep(ov->it, v);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	ovc_overlay *ov = OV(req);
+	struct ovc_at a;
+	int rc = ovc_itable_at(ov->it, INO(ov, parent), 1, &a);
+
+	if (rc == 0) {
+		before_remove(ov, a.fd, name);
+		rc = unlinkat(a.fd, name, 0) < 0 ? errno : 0;
+		ovc_itable_at_put(ov->it, &a);
+	} else {
+		rc = -rc;
+	}
+	fuse_reply_err(req, rc);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	ovc_overlay *ov = OV(req);
+	struct ovc_at a;
+	int rc = ovc_itable_at(ov->it, INO(ov, parent), 1, &a);
+
+	if (rc == 0) {
+		rc = unlinkat(a.fd, name, AT_REMOVEDIR) < 0 ? errno : 0;
+		ovc_itable_at_put(ov->it, &a);
+	} else {
+		rc = -rc;
+	}
+	fuse_reply_err(req, rc);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname, unsigned flags)
+{
+	ovc_overlay *ov = OV(req);
+	struct ovc_inode *p = INO(ov, parent), *np = INO(ov, newparent), *moved;
+	struct ovc_at a = { .fd = -1 }, d = { .fd = -1 };
+	struct stat st, dst;
+	struct who w;
+	int rc = who_get(ov, req, &w), have_dst;
+
+	if (rc < 0)
+		goto out;
+	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = ovc_itable_at(ov->it, p, 1, &a);
+	if (rc < 0)
+		goto out;
+	rc = ovc_itable_at(ov->it, np, 1, &d);
+	if (rc < 0)
+		goto out;
+	if (fstatat(a.fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	have_dst = fstatat(d.fd, newname, &dst, AT_SYMLINK_NOFOLLOW) == 0;
+	/* Moving content between places with different rules needs a copy
+	 * (or a rewrap): EXDEV lets mv copy through the overlay, so the copy
+	 * gets the destination's form. Folders, links and nodes too: what is
+	 * below a folder belongs to its rule. */
+	if (!same_class(ov, &w, p, name, np, newname)) {
+		rc = -EXDEV;
+		goto out;
+	}
+	if (have_dst && !(flags & RENAME_EXCHANGE))
+		before_remove(ov, d.fd, newname);
+	if (renameat2(a.fd, name, d.fd, newname, flags) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	moved = ovc_itable_find(ov->it, st.st_dev, st.st_ino);
+	if (moved)
+		ovc_itable_moved(ov->it, moved, np, newname);
+	if ((flags & RENAME_EXCHANGE) && have_dst) {
+		struct ovc_inode *other = ovc_itable_find(ov->it, dst.st_dev, dst.st_ino);
+
+		if (other)
+			ovc_itable_moved(ov->it, other, p, name);
+	}
+out:
+	ovc_itable_at_put(ov->it, &a);
+	ovc_itable_at_put(ov->it, &d);
+	who_put(&w);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	ovc_overlay *ov = OV(req);
+	struct ovc_inode *p = INO(ov, parent);
+	struct ovc_at a = { .fd = -1 };
+	struct fuse_entry_param e;
+	char path[PATH_MAX];
+	struct handle *h = NULL;
+	ovc_decision d;
+	struct who w;
+	int rc, fd = -1, keep, err;
+
+	if (fi->flags & O_TMPFILE) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	if (strlen(name) > NAME_MAX) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	rc = who_get(ov, req, &w);
+	if (rc < 0)
+		goto fail;
+	rc = abs_path(ov, p, name, path, sizeof(path));
+	if (rc == 0)
+		rc = decide(ov, &w, path, OVC_FC_NEW, NULL, 1, 0, &d);
+	who_put(&w);
+	if (rc < 0)
+		goto fail;
+	rc = ovc_itable_at(ov->it, p, 1, &a);
+	if (rc < 0)
+		goto fail;
+	/* made empty; do_open then decides again on the empty file under
+	 * the inode lock (an empty file where a rule encrypts becomes an
+	 * encrypted one) */
+	fd = openat(a.fd, name, (fi->flags & (O_EXCL)) | O_CREAT | O_RDWR |
+		    O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0 && errno == EACCES && (fi->flags & O_ACCMODE) == O_WRONLY)
+		fd = openat(a.fd, name, (fi->flags & (O_EXCL)) | O_CREAT | O_WRONLY |
+			    O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	close(fd);
+	ovc_itable_at_put(ov->it, &a);
+	err = do_lookup(ov, p, name, &e);
+	if (err) {
+		rc = -err;
+		goto fail;
+	}
+	rc = do_open(ov, req, INO(ov, e.ino), (fi->flags & ~(O_CREAT | O_EXCL)) |
+		     ((fi->flags & O_ACCMODE) == O_RDONLY ? 0 : 0), &h, &keep);
+	if (rc < 0) {
+		ovc_itable_forget(ov->it, INO(ov, e.ino), 1);
+		goto fail;
+	}
+	fill_fi(fi, h, 0);
+	e.attr.st_size = 0;
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
+		handle_free(ov, h);
+		ovc_itable_forget(ov->it, INO(ov, e.ino), 1);
+	}
+	return;
+fail:
+	ovc_itable_at_put(ov->it, &a);
+	fuse_reply_err(req, -rc);
+}
+
+/* ---- folders --------------------------------------------------------------------- */
+
+static void op_opendir(fuse_req_t req, fuse_ino_t n, struct fuse_file_info *fi)
+{
+	ovc_overlay *ov = OV(req);
+	struct ovc_at a;
+	struct dhandle *d;
+	int fd, rc = ovc_itable_at(ov->it, INO(ov, n), 1, &a);
+
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fd = openat(a.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	rc = fd < 0 ? errno : 0;
+	ovc_itable_at_put(ov->it, &a);
+	if (rc) {
+		fuse_reply_err(req, rc);
+		return;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d || !(d->dp = fdopendir(fd))) {
+		rc = d ? errno : ENOMEM;
+		close(fd);
+		free(d);
+		fuse_reply_err(req, rc);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)d;
+	fi->cache_readdir = 0;
+	fuse_reply_open(req, fi);
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t n, size_t size, off_t off,
+		       struct fuse_file_info *fi, int plus)
+{
+	ovc_overlay *ov = OV(req);
+	struct dhandle *d = (struct dhandle *)(uintptr_t)fi->fh;
+	char *buf, *p;
+	size_t rem = size;
+	int err = 0;
+
+	buf = calloc(1, size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (off != d->off) {
+		seekdir(d->dp, off);
+		d->entry = NULL;
+		d->off = off;
+	}
+	p = buf;
+	for (;;) {
+		size_t esz;
+		off_t next;
+
+		if (!d->entry) {
+			errno = 0;
+			d->entry = readdir(d->dp);
+			if (!d->entry) {
+				if (errno)
+					err = errno;
+				break;
+			}
+		}
+		next = d->entry->d_off;
+		if (plus) {
+			struct fuse_entry_param e;
+			const char *nm = d->entry->d_name;
+			int is_dot = strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0;
+
+			memset(&e, 0, sizeof(e));
+			if (is_dot) {
+				e.attr.st_ino = d->entry->d_ino;
+				e.attr.st_mode = (mode_t)d->entry->d_type << 12;
+			} else {
+				int le = do_lookup(ov, INO(ov, n), nm, &e);
+
+				if (le) {
+					/* gone meanwhile, or our own mount */
+					d->entry = NULL;
+					d->off = next;
+					continue;
+				}
+			}
+			esz = fuse_add_direntry_plus(req, p, rem, nm, &e, next);
+			if (esz > rem) {
+				if (!is_dot)
+					ovc_itable_forget(ov->it, INO(ov, e.ino), 1);
+				break;
+			}
+		} else {
+			struct stat st = {
+				.st_ino = d->entry->d_ino,
+				.st_mode = (mode_t)d->entry->d_type << 12,
+			};
+
+			esz = fuse_add_direntry(req, p, rem, d->entry->d_name, &st, next);
+			if (esz > rem)
+				break;
+		}
+		p += esz;
+		rem -= esz;
+		d->entry = NULL;
+		d->off = next;
+	}
+	if (err && rem == size)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_buf(req, buf, size - rem);
+	free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t n, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, n, size, off, fi, 0);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t n, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	do_readdir(req, n, size, off, fi, 1);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t n, struct fuse_file_info *fi)
+{
+	struct dhandle *d = (struct dhandle *)(uintptr_t)fi->fh;
+
+	(void)n;
+	closedir(d->dp);
+	free(d);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t n, int datasync,
+			struct fuse_file_info *fi)
+{
+	struct dhandle *d = (struct dhandle *)(uintptr_t)fi->fh;
+	int fd = dirfd(d->dp), rc;
+
+	(void)n;
+	rc = datasync ? fdatasync(fd) : fsync(fd);
+	fuse_reply_err(req, rc < 0 ? errno : 0);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t n)
+{
+	ovc_overlay *ov = OV(req);
+	struct ovc_at a;
+	struct statvfs sv;
+	int rc = ovc_itable_at(ov->it, INO(ov, n), 1, &a);
+
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	rc = fstatvfs(a.fd, &sv) < 0 ? errno : 0;
+	ovc_itable_at_put(ov->it, &a);
+	if (rc)
+		fuse_reply_err(req, rc);
+	else
+		fuse_reply_statfs(req, &sv);
+}
+
+/* ---- xattrs ---------------------------------------------------------------------- */
+
+static int xattr_path(ovc_overlay *ov, fuse_ino_t n, struct ovc_at *a, char *p,
+		      size_t size)
+{
+	struct ovc_inode *i = INO(ov, n);
+	int rc;
+
+	if (i->type == S_IFLNK)
+		return -EPERM;
+	rc = ovc_itable_at(ov->it, i, 1, a);
+	if (rc < 0)
+		return rc;
+	proc_path(p, size, a->fd);
+	return 0;
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t n, const char *name,
+			const char *value, size_t size, int flags)
+{
+	ovc_overlay *ov = OV(req);
+	struct ovc_at a;
+	char p[64];
+	int rc = xattr_path(ov, n, &a, p, sizeof(p));
+
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	rc = setxattr(p, name, value, size, flags) < 0 ? errno : 0;
+	ovc_itable_at_put(ov->it, &a);
+	fuse_reply_err(req, rc);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t n, const char *name, size_t size)
+{
+	ovc_overlay *ov = OV(req);
+	struct ovc_at a;
+	char p[64], *buf = NULL;
+	ssize_t r;
+	int rc = xattr_path(ov, n, &a, p, sizeof(p));
+
+	if (rc < 0) {
+		fuse_reply_err(req, rc == -EPERM ? ENODATA : -rc);
+		return;
+	}
+	if (size) {
+		buf = malloc(size);
+		if (!buf) {
+			ovc_itable_at_put(ov->it, &a);
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+	}
+	r = getxattr(p, name, buf, size);
+	rc = r < 0 ? errno : 0;
+	ovc_itable_at_put(ov->it, &a);
+	if (rc)
+		fuse_reply_err(req, rc);
+	else if (size)
+		fuse_reply_buf(req, buf, (size_t)r);
+	else
+		fuse_reply_xattr(req, (size_t)r);
+	free(buf);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t n, size_t size)
+{
+	ovc_overlay *ov = OV(req);
+	struct ovc_at a;
+	char p[64], *buf = NULL;
+	ssize_t r;
+	int rc = xattr_path(ov, n, &a, p, sizeof(p));
+
+	if (rc < 0) {
+		if (rc == -EPERM && size == 0)
+			fuse_reply_xattr(req, 0);
+		else if (rc == -EPERM)
+			fuse_reply_buf(req, NULL, 0);
+		else
+			fuse_reply_err(req, -rc);
+		return;
+	}
+	if (size) {
+		buf = malloc(size);
+		if (!buf) {
+			ovc_itable_at_put(ov->it, &a);
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+	}
+	r = listxattr(p, buf, size);
+	rc = r < 0 ? errno : 0;
+	ovc_itable_at_put(ov->it, &a);
+	if (rc)
+		fuse_reply_err(req, rc);
+	else if (size)
+		fuse_reply_buf(req, buf, (size_t)r);
+	else
+		fuse_reply_xattr(req, (size_t)r);
+	free(buf);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t n, const char *name)
+{
+	ovc_overlay *ov = OV(req);
+	struct ovc_at a;
+	char p[64];
+	int rc = xattr_path(ov, n, &a, p, sizeof(p));
+
+	if (rc < 0) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	rc = removexattr(p, name) < 0 ? errno : 0;
+	ovc_itable_at_put(ov->it, &a);
+	fuse_reply_err(req, rc);
+}
+
+/* ---- session --------------------------------------------------------------------- */
+
+static void op_init(void *data, struct fuse_conn_info *conn)
+{
+	ovc_overlay *ov = data;
+
+	conn->max_write = MAX_IO;
+	conn->max_readahead = MAX_IO;
+	conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
+				  FUSE_CAP_SPLICE_MOVE | FUSE_CAP_POSIX_LOCKS);
+	if (conn->capable & FUSE_CAP_FLOCK_LOCKS)
+		conn->want &= ~(unsigned)FUSE_CAP_FLOCK_LOCKS; /* kernel-local flock */
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	if (!ov->network && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+	if (ov->network && (conn->capable & FUSE_CAP_AUTO_INVAL_DATA))
+		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+	else
+		conn->want &= ~(unsigned)FUSE_CAP_AUTO_INVAL_DATA;
+}
+
+static const struct fuse_lowlevel_ops ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.symlink = op_symlink,
+	.link = op_link,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
+	.create = op_create,
+	.open = op_open,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.fallocate = op_fallocate,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+};
+
+static void *loop_main(void *arg)
+{
+	ovc_overlay *ov = arg;
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+	sigset_t all;
+
+	/* signals belong to the agent's signalfd */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	if (!cfg) {
+		atomic_store(&ov->dead, 1);
+		return NULL;
+	}
+	fuse_loop_cfg_set_clone_fd(cfg, 0);
+	fuse_loop_cfg_set_idle_threads(cfg, 4);
+	fuse_loop_cfg_set_max_threads(cfg, 16);
+	if (fuse_session_loop_mt(ov->se, cfg) != 0)
+		ovc_log_debug("%s: the FUSE session loop ended", ov->mnt);
+	fuse_loop_cfg_destroy(cfg);
+	atomic_store(&ov->dead, 1);
+	return NULL;
+}
+
+static void set_read_ahead(ovc_overlay *ov, unsigned kb)
+{
+	char p[96], v[32];
+	int fd, n;
+
+	snprintf(p, sizeof(p), "/sys/class/bdi/%u:%u/read_ahead_kb",
+		 major(ov->fuse_dev), minor(ov->fuse_dev));
+	fd = open(p, O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		ovc_log_info("%s: cannot set read-ahead (%s): %s", ov->mnt, p, strerror(errno));
+		return;
+	}
+	n = snprintf(v, sizeof(v), "%u\n", kb);
+	if (write(fd, v, (size_t)n) != n)
+		ovc_log_info("%s: cannot set read-ahead: %s", ov->mnt, strerror(errno));
+	close(fd);
+}
+
+int ovc_overlay_mount(const ovc_overlay_opts *o, ovc_overlay **out, ovc_err *e)
+{
+	ovc_overlay *ov = NULL;
+	char fsname[PATH_MAX + 16];
+	char *argv[8];
+	int argc = 0, rc;
+	struct fuse_args args;
+	struct stat st;
+
+	*out = NULL;
+	ov = calloc(1, sizeof(*ov));
+	if (!ov || !(ov->mnt = strdup(o->mountpoint))) {
+		free(ov);
+		close(o->backing_fd);
+		return ovc_err_set(e, -ENOMEM, "out of memory");
+	}
+	ov->views = o->views;
+	ov->network = o->network;
+	rc = ovc_itable_new(o->backing_fd, FD_CACHE, &ov->it);
+	if (rc < 0) {
+		close(o->backing_fd);
+		free(ov->mnt);
+		free(ov);
+		return ovc_err_set(e, rc, "%s: %s", o->mountpoint, strerror(-rc));
+	}
+	snprintf(fsname, sizeof(fsname), "-ofsname=overcrypt,subtype=overcrypt%s",
+		 o->allow_other ? ",allow_other" : "");
+	argv[argc++] = "overcryptd";
+	argv[argc++] = fsname;
+	argv[argc++] = "-odefault_permissions";
+	argv[argc] = NULL;
+	args = (struct fuse_args)FUSE_ARGS_INIT(argc, argv);
+	ov->se = fuse_session_new(&args, &ops, sizeof(ops), ov);
+	if (!ov->se) {
+		rc = ovc_err_set(e, -EIO, "%s: cannot start a FUSE session", o->mountpoint);
+		goto fail;
+	}
+	if (fuse_session_mount(ov->se, o->mountpoint) != 0) {
+		rc = ovc_err_set(e, -EIO, "%s: the FUSE mount failed (see the log above)",
+				 o->mountpoint);
+		fuse_session_destroy(ov->se);
+		ov->se = NULL;
+		goto fail;
+	}
+	if (pthread_create(&ov->th, NULL, loop_main, ov) != 0) {
+		rc = ovc_err_set(e, -EAGAIN, "%s: cannot start a thread", o->mountpoint);
+		fuse_session_unmount(ov->se);
+		fuse_session_destroy(ov->se);
+		ov->se = NULL;
+		goto fail;
+	}
+	ov->th_started = 1;
+	if (stat(o->mountpoint, &st) == 0)
+		ov->fuse_dev = st.st_dev;
+	if (o->read_ahead_kb && ov->fuse_dev)
+		set_read_ahead(ov, o->read_ahead_kb);
+	*out = ov;
+	return 0;
+fail:
+	ovc_itable_free(ov->it);
+	free(ov->mnt);
+	free(ov);
+	return rc;
+}
+
+/* Abort the FUSE connection (its threads then see ENODEV, and programs
+ * still inside get ENOTCONN): the only way to end a session that a busy
+ * lazy unmount keeps alive. Needs the fusectl file system (mounted here
+ * when missing, as root). */
+static void abort_conn(ovc_overlay *ov)
+{
+	char p[96];
+	int fd;
+
+	snprintf(p, sizeof(p), "/sys/fs/fuse/connections/%u/abort", minor(ov->fuse_dev));
+	fd = open(p, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && geteuid() == 0 &&
+	    mount("fusectl", "/sys/fs/fuse/connections", "fusectl", 0, NULL) == 0)
+		fd = open(p, O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		ovc_log_warn("%s: cannot abort the FUSE connection (%s): %s", ov->mnt, p,
+			     strerror(errno));
+		return;
+	}
+	if (write(fd, "1", 1) != 1)
+		ovc_log_warn("%s: cannot abort the FUSE connection: %s", ov->mnt, strerror(errno));
+	close(fd);
+}
+
+void ovc_overlay_unmount(ovc_overlay *ov)
+{
+	if (!ov)
+		return;
+	if (ov->se) {
+		fuse_session_exit(ov->se);
+		fuse_session_unmount(ov->se);
+		if (ov->th_started) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 2;
+			if (pthread_timedjoin_np(ov->th, NULL, &ts) != 0) {
+				ovc_log_warn("%s: still busy after unmounting: aborting its connection",
+					     ov->mnt);
+				if (ov->fuse_dev)
+					abort_conn(ov);
+				pthread_join(ov->th, NULL);
+			}
+		}
+		fuse_session_destroy(ov->se);
+	}
+	ovc_itable_free(ov->it);
+	free(ov->mnt);
+	free(ov);
+}
+
+const char *ovc_overlay_path(const ovc_overlay *ov)
+{
+	return ov->mnt;
+}
+
+int ovc_overlay_dead(const ovc_overlay *ov)
+{
+	return atomic_load(&((ovc_overlay *)ov)->dead);
+}
+
+void ovc_overlay_stats_get(const ovc_overlay *cov, ovc_overlay_stats *s)
+{
+	ovc_overlay *ov = (ovc_overlay *)cov;
+
+	s->bytes_read = atomic_load(&ov->bytes_read);
+	s->bytes_written = atomic_load(&ov->bytes_written);
+	s->files_opened = atomic_load(&ov->files_opened);
+	s->open_handles = atomic_load(&ov->open_handles);
+	s->open_encrypted = atomic_load(&ov->open_encrypted);
+	s->auth_failures = atomic_load(&ov->auth_failures);
+	s->inodes = ovc_itable_count(ov->it);
+}
+
+struct nodes {
+	fuse_ino_t *v;
+	size_t n, cap;
+	ovc_overlay *ov;
+};
+
+static void collect(void *ctx, struct ovc_inode *i)
+{
+	struct nodes *ns = ctx;
+
+	if (ns->n == ns->cap) {
+		size_t cap = ns->cap ? ns->cap * 2 : 64;
+		fuse_ino_t *v = realloc(ns->v, cap * sizeof(*v));
+
+		if (!v)
+			return;
+		ns->v = v;
+		ns->cap = cap;
+	}
+	ns->v[ns->n++] = NODE(ns->ov, i);
+}
+
+size_t ovc_overlay_flush_encrypted(ovc_overlay *ov, uid_t uid)
+{
+	struct nodes ns = { .ov = ov };
+	size_t done = 0;
+
+	(void)uid; /* the page cache is shared by every user */
+	if (!ov->se || ovc_overlay_dead(ov))
+		return 0;
+	ovc_itable_each_encrypted(ov->it, collect, &ns);
+	for (size_t k = 0; k < ns.n; k++)
+		if (fuse_lowlevel_notify_inval_inode(ov->se, ns.v[k], 0, 0) == 0)
+			done++;
+	free(ns.v);
+	return done;
+}
+
+struct byuid {
+	uid_t uid;
+	uint64_t n;
+};
+
+uint64_t ovc_overlay_open_by(const ovc_overlay *ov, uid_t uid)
+{
+	/* handles are not listed; count those of the single user, or all */
+	(void)uid;
+	return atomic_load(&((ovc_overlay *)ov)->open_encrypted);
+}

@@ -1,0 +1,80 @@
+/*
+ * overlay.h - the FUSE overlay: one mounted folder, served in place through
+ * a descriptor of the same folder opened before the mount, encrypting and
+ * decrypting by the views the agent publishes (daemon/view.h).
+ *
+ * The overlay knows no HTTP, no config file and no policy document: it is
+ * given the backing directory descriptor, the path it is mounted on (the
+ * rules match absolute paths) and the table of views. Every request asks
+ * ovc_views_get() for the uid that makes it (fuse_req_ctx); open and create
+ * pin that view and the inode's file key to the handle until its release.
+ * docs/overlay.md says how inodes and descriptors are managed and why.
+ *
+ * Threads: ovc_overlay_mount() mounts and starts the session's
+ * multi-threaded loop in threads of its own; every other function may be
+ * called from any thread except the overlay's own (the agent's main thread
+ * calls them).
+ */
+#ifndef OVC_FUSEFS_OVERLAY_H
+#define OVC_FUSEFS_OVERLAY_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/common.h"
+#include "daemon/view.h"
+
+typedef struct ovc_overlay ovc_overlay;
+
+typedef struct ovc_overlay_opts {
+	const char *mountpoint;   /* absolute, normalised; the folder itself */
+	int backing_fd;           /* O_DIRECTORY descriptor of the same folder,
+				   * opened before mounting; the overlay takes
+				   * it over (closed on unmount or failure) */
+	ovc_views *views;         /* borrowed; outlives the overlay */
+	int allow_other;          /* allow_other + default_permissions
+				   * (system mode, or [mount] allow_other) */
+	int network;              /* the backing is a network share: no
+				   * writeback cache, no keep_cache;
+				   * auto_inval_data instead */
+	unsigned read_ahead_kb;   /* > 0: set the mount's bdi read_ahead_kb
+				   * (root only; a failure is logged) */
+} ovc_overlay_opts;
+
+/* Mount the overlay on o->mountpoint and start serving. Errors: -errno
+ * with `e` saying what failed (the folder, the FUSE mount). */
+int ovc_overlay_mount(const ovc_overlay_opts *o, ovc_overlay **out,
+		      ovc_err *e);
+
+/* Stop serving and unmount (lazily when the mount is busy: processes then
+ * get ENOTCONN), join the threads and free. NULL is fine. */
+void ovc_overlay_unmount(ovc_overlay *ov);
+
+/* The mount point (borrowed). */
+const char *ovc_overlay_path(const ovc_overlay *ov);
+
+/* Has the session ended on its own (unmounted from outside, aborted)? */
+int ovc_overlay_dead(const ovc_overlay *ov);
+
+typedef struct ovc_overlay_stats {
+	uint64_t bytes_read, bytes_written;  /* plaintext through the mount */
+	uint64_t files_opened;               /* opens and creates */
+	uint64_t open_handles;               /* handles not yet released */
+	uint64_t open_encrypted;             /* of which on encrypted files */
+	uint64_t inodes;                     /* known to the kernel */
+	uint64_t auth_failures;              /* blocks that failed (EIO) */
+} ovc_overlay_stats;
+
+void ovc_overlay_stats_get(const ovc_overlay *ov, ovc_overlay_stats *s);
+
+/* Before the keys of `uid` go (lock, expiry): write back the kernel's
+ * dirty pages of encrypted files and drop its cached plaintext of them
+ * (fuse_lowlevel_notify_inval_inode), while the keys still exist. uid
+ * (uid_t)-1 means every user. Returns the number of inodes invalidated. */
+size_t ovc_overlay_flush_encrypted(ovc_overlay *ov, uid_t uid);
+
+/* Handles still open that were opened by `uid` with its keys (status
+ * counts them after a lock). */
+uint64_t ovc_overlay_open_by(const ovc_overlay *ov, uid_t uid);
+
+#endif

@@ -1,0 +1,232 @@
+/*
+ * test_overlay.c - the overlay mounted in this process on a scratch folder,
+ * with views built here (no agent): encryption on disk, reads back, lock
+ * gives EACCES, a flipped byte gives EIO, no view means no plaintext write.
+ * Needs root and /dev/fuse (the test suite runs as root).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/common.h"
+#include "fusefs/overlay.h"
+
+struct fx {
+	char dir[64], enc[96], raw[96];
+	ovc_views *vs;
+	ovc_overlay *ov;
+	ovc_view_rules *rules;
+	ovc_view_keys *keys;
+};
+
+static ovc_view *make_view(struct fx *f, ovc_view_state st)
+{
+	const char *folders[] = { f->enc };
+	ovc_policy_settings s = { 0 };
+
+	return ovc_view_new(getuid(), "tester", st, 1, &s, f->rules,
+			    st == OVC_VIEW_READY ? f->keys : NULL, folders, 1);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	ovc_keyset *ks = ovc_keyset_new(4);
+	const ovc_key *k;
+	ovc_ruleset *rs;
+	ovc_rule r = { .asset = "docs", .type = OVC_RULE_SHARED, .has_key = 1 };
+	char rp[128];
+	ovc_err e = { 0 };
+	ovc_overlay_opts o = { 0 };
+	int fd;
+
+	assert_non_null(f);
+	assert_non_null(ks);
+	strcpy(f->dir, "/tmp/ovc-ovl-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->enc, sizeof(f->enc), "%s/enc", f->dir);
+	snprintf(f->raw, sizeof(f->raw), "%s/raw", f->dir);
+	assert_int_equal(mkdir(f->enc, 0755), 0);
+	assert_int_equal(mkdir(f->raw, 0755), 0);
+	assert_int_equal(mount(f->enc, f->raw, NULL, MS_BIND, NULL), 0);
+	assert_int_equal(mount(NULL, f->raw, NULL, MS_PRIVATE, NULL), 0);
+	assert_int_equal(ovc_keyset_generate(ks, &k), 0);
+	memcpy(r.key_id, k->id, sizeof(r.key_id));
+	snprintf(rp, sizeof(rp), "%s/", f->enc);
+	r.path = rp;
+	assert_int_equal(ovc_ruleset_build(&r, 1, "tester", NULL, 0, &rs, &e), 0);
+	f->rules = ovc_view_rules_new(rs);
+	f->keys = ovc_view_keys_new(ks);
+	f->vs = ovc_views_new();
+	assert_int_equal(ovc_views_publish(f->vs, make_view(f, OVC_VIEW_READY)), 0);
+	fd = open(f->enc, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	o.mountpoint = f->enc;
+	o.backing_fd = fd;
+	o.views = f->vs;
+	o.allow_other = 1;
+	if (ovc_overlay_mount(&o, &f->ov, &e) < 0)
+		fail_msg("mount: %s", e.msg);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[256];
+
+	ovc_overlay_unmount(f->ov);
+	umount2(f->raw, MNT_DETACH);
+	ovc_views_free(f->vs);
+	ovc_view_rules_unref(f->rules);
+	ovc_view_keys_unref(f->keys);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", f->dir);
+	free(f);
+	return 0;
+}
+
+static void put(const char *dir, const char *name, const char *data)
+{
+	char p[256];
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, strlen(data)), (ssize_t)strlen(data));
+	assert_int_equal(close(fd), 0);
+}
+
+static ssize_t get(const char *dir, const char *name, char *buf, size_t n)
+{
+	char p[256];
+	ssize_t r;
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	fd = open(p, O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	r = read(fd, buf, n);
+	if (r < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+static void test_roundtrip_and_ciphertext(void **state)
+{
+	struct fx *f = *state;
+	char buf[256];
+	struct stat st;
+	char p[256];
+
+	put(f->enc, "doc.txt", "hello overlay marker-1234");
+	assert_int_equal(get(f->enc, "doc.txt", buf, sizeof(buf)), 25);
+	assert_memory_equal(buf, "hello overlay marker-1234", 25);
+	snprintf(p, sizeof(p), "%s/doc.txt", f->enc);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_size, 25);
+	assert_true(get(f->raw, "doc.txt", buf, sizeof(buf)) > 25);
+	assert_memory_equal(buf, "OVCRYPT1", 8);
+	assert_null(memmem(buf, sizeof(buf), "marker-1234", 11));
+}
+
+static void test_locked_refuses(void **state)
+{
+	struct fx *f = *state;
+	char buf[64], p[256];
+
+	put(f->enc, "a.txt", "secret");
+	assert_int_equal(ovc_views_publish(f->vs, make_view(f, OVC_VIEW_LOCKED)), 0);
+	ovc_overlay_flush_encrypted(f->ov, (uid_t)-1);
+	assert_int_equal(get(f->enc, "a.txt", buf, sizeof(buf)), -EACCES);
+	snprintf(p, sizeof(p), "%s/new.txt", f->enc);
+	assert_int_equal(open(p, O_WRONLY | O_CREAT, 0644), -1);
+	assert_int_equal(errno, EACCES);
+	assert_int_equal(access(p, F_OK), -1); /* nothing was made */
+	assert_int_equal(ovc_views_publish(f->vs, make_view(f, OVC_VIEW_READY)), 0);
+	assert_int_equal(get(f->enc, "a.txt", buf, sizeof(buf)), 6);
+}
+
+static void test_no_view_refuses(void **state)
+{
+	struct fx *f = *state;
+	char p[256];
+
+	pid_t pid;
+	int st;
+
+	/* uid 65534 has no view: under the served user's folder its writes
+	 * are refused, whatever the folder's permissions say */
+	assert_int_equal(chmod(f->enc, 0777), 0);
+	snprintf(p, sizeof(p), "%s/nv.txt", f->enc);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd;
+
+		if (setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(2);
+		fd = open(p, O_WRONLY | O_CREAT, 0644);
+		_exit(fd < 0 && errno == EACCES ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_int_equal(access(p, F_OK), -1);
+}
+
+static void test_flipped_byte_eio(void **state)
+{
+	struct fx *f = *state;
+	char buf[8192], p[256];
+	int fd;
+	uint8_t b;
+
+	memset(buf, 'x', sizeof(buf));
+	buf[sizeof(buf) - 1] = 0;
+	put(f->enc, "big.txt", buf);
+	snprintf(p, sizeof(p), "%s/big.txt", f->raw);
+	fd = open(p, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &b, 1, 200), 1);
+	b ^= 1;
+	assert_int_equal(pwrite(fd, &b, 1, 200), 1);
+	close(fd);
+	/* drop the page cache of the file through the overlay */
+	ovc_overlay_flush_encrypted(f->ov, (uid_t)-1);
+	assert_int_equal(get(f->enc, "big.txt", buf, sizeof(buf)), -EIO);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_roundtrip_and_ciphertext, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_locked_refuses, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_view_refuses, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flipped_byte_eio, setup, teardown),
+	};
+
+	if (geteuid() != 0 || access("/dev/fuse", R_OK | W_OK) != 0) {
+		fprintf(stderr, "test_overlay needs root and /dev/fuse\n");
+		return 1;
+	}
+	ovc_common_init();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
