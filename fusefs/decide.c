@@ -97,8 +97,18 @@ int ovc_decide(const ovc_request *r, ovc_decision *d)
 		 * where no rule encrypts, under the file's own (it stays
 		 * encrypted: persistent encryption's products) */
 		d->fresh = cr ? held(v, cr->key_id) : d->key;
-		if (r->trunc && cr && !d->fresh)
-			return refuse(d, no_key_why(v));
+		if (r->write && cr && !d->fresh)
+			return refuse(d, "the place's current key is not held (nothing is written under another key)");
+		if (r->write && !r->trunc && cr &&
+		    memcmp(cr->key_id, r->key_id, OVC_KEY_ID_BYTES) != 0) {
+			/* a retired or foreign key: never written under
+			 * again (DESIGN.md, "Rules the format…") */
+			const ovc_key *old = d->key;
+
+			d->act = OVC_ACT_REKEY;
+			d->key = d->fresh;
+			d->fresh = old;
+		}
 		return 0;
 	case OVC_FC_NEW:
 	case OVC_FC_EMPTY:

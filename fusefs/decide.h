@@ -26,6 +26,9 @@ enum ovc_action {
 	OVC_ACT_ENC,      /* open the encrypted file with `key` (its key id) */
 	OVC_ACT_ENC_NEW,  /* start a fresh encrypted file under `key` */
 	OVC_ACT_CONVERT,  /* encrypt the plaintext file under `key` first */
+	OVC_ACT_REKEY,    /* re-encrypt the file (its key id is not the
+			   * place's current one) under `key`, a fresh file
+			   * key, before writing; `fresh` is its old key */
 };
 
 typedef struct ovc_decision {

@@ -55,6 +55,8 @@ struct ovc_overlay {
 	dev_t fuse_dev;
 	atomic_uint_fast64_t bytes_read, bytes_written, files_opened;
 	atomic_uint_fast64_t open_handles, open_encrypted, auth_failures;
+	pthread_mutex_t by_mu;       /* guards by_uid */
+	struct { uid_t uid; uint64_t n; } by_uid[64]; /* encrypted handles */
 };
 
 struct handle {
@@ -463,6 +465,29 @@ static const ovc_key *lookup_key(void *ctx, const uint8_t id[OVC_KEY_ID_BYTES])
 	return v && v->keys ? ovc_keyset_find(v->keys, id) : NULL;
 }
 
+/* Count the encrypted handles of each uid (status after a lock). A table
+ * of 64 uids; more users at once than that are counted as the last. */
+static void count_by(ovc_overlay *ov, uid_t uid, int delta)
+{
+	size_t n = sizeof(ov->by_uid) / sizeof(ov->by_uid[0]), k, free_k = n;
+
+	pthread_mutex_lock(&ov->by_mu);
+	for (k = 0; k < n; k++) {
+		if (ov->by_uid[k].n && ov->by_uid[k].uid == uid)
+			break;
+		if (!ov->by_uid[k].n && free_k == n)
+			free_k = k;
+	}
+	if (k == n)
+		k = free_k < n ? free_k : n - 1;
+	ov->by_uid[k].uid = uid;
+	if (delta > 0)
+		ov->by_uid[k].n++;
+	else if (ov->by_uid[k].n)
+		ov->by_uid[k].n--;
+	pthread_mutex_unlock(&ov->by_mu);
+}
+
 /* Make the inode's shared encrypted state ready on `fd` (inode lock held
  * for writing): open the header, or check the key of the one open. */
 static int enc_attach(ovc_overlay *ov, struct ovc_inode *i, int fd, int rw,
@@ -521,11 +546,16 @@ static int enc_fresh(struct ovc_inode *i, int fd, const ovc_key *key, ovc_err *e
 	return 0;
 }
 
-/* Encrypt the plaintext file (inode `i`, name in `pa`) under `key`: a new
- * encrypted file beside it, its content, mode, owner and times, fsynced,
- * renamed over the old one. The inode then stands for the new file. */
-static int convert(ovc_overlay *ov, struct ovc_inode *i, const struct ovc_at *pa,
-		   int oldfd, const ovc_key *key, ovc_err *e)
+/* Rewrite the file of inode `i` (name in `pa`) as a fresh encrypted file
+ * under `key`: its content read from `src` (the open encrypted state) or
+ * else from the plaintext descriptor `oldfd`; mode, owner and times kept;
+ * fsynced, then renamed over the old one, and the folder fsynced. A crash
+ * leaves the old file or the new one (and at worst a stray temporary
+ * file). The inode then stands for the new file; *newfd is the new file,
+ * open read-write. Inode lock held for writing. */
+static int rewrite(ovc_overlay *ov, struct ovc_inode *i, const struct ovc_at *pa,
+		   int oldfd, ovc_file *src, const ovc_key *key, int *newfd,
+		   ovc_err *e)
 {
 	struct tls *t = tls_get();
 	char tmp[NAME_MAX + 1];
@@ -534,30 +564,36 @@ static int convert(ovc_overlay *ov, struct ovc_inode *i, const struct ovc_at *pa
 	int fd = -1, rc;
 	uint64_t off = 0;
 
+	*newfd = -1;
 	if (!t)
 		return -ENOMEM;
 	if (fstat(oldfd, &st) < 0)
 		return -errno;
 	if (st.st_nlink > 1)
-		return ovc_err_set(e, -EACCES, "a plaintext file with %ju links is not converted",
+		return ovc_err_set(e, -EACCES, "a file with %ju links is not rewritten (it must be re-encrypted first)",
 				   (uintmax_t)st.st_nlink);
 	if (i->nplainw > 0)
 		return ovc_err_set(e, -EBUSY, "the plaintext file is open for writing: not converted");
-	snprintf(tmp, sizeof(tmp), ".ovc-convert.%ju.%lx", (uintmax_t)st.st_ino,
+	snprintf(tmp, sizeof(tmp), ".ovc-rewrite.%ju.%lx", (uintmax_t)st.st_ino,
 		 (unsigned long)random());
 	fd = openat(pa->fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
 	rc = ovc_file_create(fd, key, t->c, 0, &f, e);
 	while (rc == 0) {
-		ssize_t n = pread(oldfd, t->buf, MAX_IO, (off_t)off);
+		ssize_t n;
 
-		if (n < 0) {
-			rc = -errno;
+		if (src) {
+			n = ovc_file_pread(src, t->c, t->buf, MAX_IO, off, e);
+		} else {
+			n = pread(oldfd, t->buf, MAX_IO, (off_t)off);
+			if (n < 0)
+				n = -errno;
+		}
+		if (n <= 0) {
+			rc = (int)n;
 			break;
 		}
-		if (n == 0)
-			break;
 		ssize_t w = ovc_file_pwrite(f, t->c, t->buf, (size_t)n, off, e);
 		if (w < 0)
 			rc = (int)w;
@@ -583,12 +619,26 @@ static int convert(ovc_overlay *ov, struct ovc_inode *i, const struct ovc_at *pa
 		close(fd);
 		return rc;
 	}
-	if (fsync(pa->fd) < 0 && errno != EBADF && errno != EINVAL)
-		ovc_log_warn("%s: fsync of the folder after a conversion: %s",
-			     ov->mnt, strerror(errno));
+	{
+		int dfd = openat(pa->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (dfd < 0 || fsync(dfd) < 0)
+			ovc_log_warn("%s: fsync of the folder after rewriting a file: %s",
+				     ov->mnt, strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+	}
 	if (fstat(fd, &st) == 0)
 		ovc_itable_rehash(ov->it, i, st.st_dev, st.st_ino);
-	close(fd);
+	if (i->ef) {
+		ovc_file_close(i->ef);
+		i->ef = NULL;
+	}
+	if (i->efd >= 0) {
+		close(i->efd);
+		i->efd = -1;
+	}
+	*newfd = fd;
 	return 0;
 }
 
@@ -691,23 +741,27 @@ static int do_open(ovc_overlay *ov, fuse_req_t req, struct ovc_inode *i,
 		}
 		break;
 	case OVC_ACT_CONVERT:
+	case OVC_ACT_REKEY: {
+		int nfd;
+
 		ovc_itable_at_put(ov->it, &pa);
 		rc = ovc_itable_at_parent(ov->it, i, &pa);
+		if (rc == 0 && d.act == OVC_ACT_REKEY && !i->ef)
+			rc = enc_attach(ov, i, fd, 0, w.view, &e);
 		if (rc == 0)
-			rc = convert(ov, i, &pa, fd, d.key, &e);
+			rc = rewrite(ov, i, &pa, fd, d.act == OVC_ACT_REKEY ? i->ef : NULL,
+				     d.key, &nfd, &e);
 		if (rc < 0)
 			goto out;
 		close(fd);
-		fd = open_at(&pa, O_RDWR);
-		if (fd < 0) {
-			rc = fd;
-			fd = -1;
-			goto out;
-		}
-		ovc_log_info("%s: plaintext file encrypted in place (plaintext_under_rule = convert)", path);
+		fd = nfd;
+		ovc_log_info("%s: %s", path, d.act == OVC_ACT_CONVERT
+			     ? "plaintext file encrypted in place (plaintext_under_rule = convert)"
+			     : "re-encrypted under the place's current key before writing");
 		rc = enc_attach(ov, i, fd, 1, w.view, &e);
 		enc = 1;
 		break;
+	}
 	case OVC_ACT_ENC_NEW:
 		rc = enc_fresh(i, fd, d.key, &e);
 		if (rc == 0)
@@ -750,8 +804,10 @@ static int do_open(ovc_overlay *ov, fuse_req_t req, struct ovc_inode *i,
 	ovc_itable_ref(ov->it, i);
 	atomic_fetch_add(&ov->files_opened, 1);
 	atomic_fetch_add(&ov->open_handles, 1);
-	if (enc)
+	if (enc) {
 		atomic_fetch_add(&ov->open_encrypted, 1);
+		count_by(ov, h->uid, 1);
+	}
 	*out = h;
 out:
 	if (locked)
@@ -771,6 +827,7 @@ out:
 }
 
 static void handle_free(ovc_overlay *ov, struct handle *h);
+
 
 static void fill_fi(struct fuse_file_info *fi, struct handle *h, int keep)
 {
@@ -829,8 +886,10 @@ static void handle_free(ovc_overlay *ov, struct handle *h)
 	pthread_rwlock_unlock(&i->lock);
 	close(h->fd);
 	atomic_fetch_sub(&ov->open_handles, 1);
-	if (h->enc)
+	if (h->enc) {
 		atomic_fetch_sub(&ov->open_encrypted, 1);
+		count_by(ov, h->uid, -1);
+	}
 	ovc_view_put(h->view);
 	ovc_itable_unref(ov->it, i);
 	free(h);
@@ -1827,6 +1886,7 @@ int ovc_overlay_mount(const ovc_overlay_opts *o, ovc_overlay **out, ovc_err *e)
 	}
 	ov->views = o->views;
 	ov->network = o->network;
+	pthread_mutex_init(&ov->by_mu, NULL);
 	rc = ovc_itable_new(o->backing_fd, FD_CACHE, &ov->it);
 	if (rc < 0) {
 		close(o->backing_fd);
@@ -1986,14 +2046,15 @@ size_t ovc_overlay_flush_encrypted(ovc_overlay *ov, uid_t uid)
 	return done;
 }
 
-struct byuid {
-	uid_t uid;
-	uint64_t n;
-};
-
-uint64_t ovc_overlay_open_by(const ovc_overlay *ov, uid_t uid)
+uint64_t ovc_overlay_open_by(const ovc_overlay *cov, uid_t uid)
 {
-	/* handles are not listed; count those of the single user, or all */
-	(void)uid;
-	return atomic_load(&((ovc_overlay *)ov)->open_encrypted);
+	ovc_overlay *ov = (ovc_overlay *)cov;
+	uint64_t n = 0;
+
+	pthread_mutex_lock(&ov->by_mu);
+	for (size_t k = 0; k < sizeof(ov->by_uid) / sizeof(ov->by_uid[0]); k++)
+		if (ov->by_uid[k].n && ov->by_uid[k].uid == uid)
+			n = ov->by_uid[k].n;
+	pthread_mutex_unlock(&ov->by_mu);
+	return n;
 }

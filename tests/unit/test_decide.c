@@ -1,0 +1,212 @@
+/*
+ * test_decide.c - the overlay's open/create decisions (fusefs/decide.h),
+ * one case per row of docs/overlay.md's table, in every view state.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/common.h"
+#include "fusefs/decide.h"
+
+static ovc_keyset *ks;
+static const ovc_key *k_docs, *k_old, *k_other;
+static ovc_view_rules *rules;
+static ovc_view_keys *keys;
+
+static const char *folders[] = { "/srv/docs", "/srv/mount" };
+
+static ovc_view *view(ovc_view_state st, enum ovc_plaintext_mode pm)
+{
+	ovc_policy_settings s = { .plaintext_under_rule = pm };
+
+	return ovc_view_new(1000, "alice", st, st == OVC_VIEW_NO_POLICY ? 0 : 7, &s,
+			    st == OVC_VIEW_NO_POLICY ? NULL : rules,
+			    keys, folders, 2);
+}
+
+static int setup(void **state)
+{
+	ovc_rule r[3] = {
+		{ .asset = "docs", .type = OVC_RULE_SHARED, .path = "/srv/docs/", .has_key = 1 },
+		{ .asset = "pub", .type = OVC_RULE_PUBLIC, .path = "/srv/docs/pub/" },
+		{ .asset = "word", .type = OVC_RULE_SHARED, .path = "/srv/office/ *.docx", .has_key = 1 },
+	};
+	ovc_ruleset *rs;
+	ovc_err e = { 0 };
+
+	(void)state;
+	ovc_common_init();
+	ks = ovc_keyset_new(4);
+	assert_non_null(ks);
+	assert_int_equal(ovc_keyset_generate(ks, &k_old), 0);
+	assert_int_equal(ovc_keyset_generate(ks, &k_other), 0);
+	assert_int_equal(ovc_keyset_generate(ks, &k_docs), 0);
+	/* pointers die when the set grows: find them again */
+	{
+		uint8_t a[16], b[16], c[16];
+
+		memcpy(a, k_old->id, 16);
+		memcpy(b, k_other->id, 16);
+		memcpy(c, k_docs->id, 16);
+		k_old = ovc_keyset_find(ks, a);
+		k_other = ovc_keyset_find(ks, b);
+		k_docs = ovc_keyset_find(ks, c);
+	}
+	memcpy(r[0].key_id, k_docs->id, 16);
+	memcpy(r[2].key_id, k_docs->id, 16);
+	r[2].path = "/srv/office/*.docx";
+	assert_int_equal(ovc_ruleset_build(r, 3, "alice", NULL, 0, &rs, &e), 0);
+	rules = ovc_view_rules_new(rs);
+	keys = ovc_view_keys_new(ks);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	ovc_view_rules_unref(rules);
+	ovc_view_keys_unref(keys);
+	return 0;
+}
+
+static int run(const ovc_view *v, const char *path, enum ovc_fclass fc,
+	       const ovc_key *kid, int write, int trunc, ovc_decision *d)
+{
+	ovc_request r = { .view = v, .path = path, .fc = fc,
+			  .key_id = kid ? kid->id : NULL, .write = write, .trunc = trunc };
+
+	return ovc_decide(&r, d);
+}
+
+static void test_ready(void **state)
+{
+	ovc_view *v = view(OVC_VIEW_READY, OVC_PLAINTEXT_CONVERT);
+	ovc_decision d;
+
+	(void)state;
+	/* new files under the rule: encrypted with the rule's key */
+	assert_int_equal(run(v, "/srv/docs/a.txt", OVC_FC_NEW, NULL, 1, 0, &d), 0);
+	assert_int_equal(d.act, OVC_ACT_ENC_NEW);
+	assert_ptr_equal(d.key, k_docs);
+	/* an empty file opened for writing too; read-only it passes */
+	assert_int_equal(run(v, "/srv/docs/e", OVC_FC_EMPTY, NULL, 1, 0, &d), 0);
+	assert_int_equal(d.act, OVC_ACT_ENC_NEW);
+	assert_int_equal(run(v, "/srv/docs/e", OVC_FC_EMPTY, NULL, 0, 0, &d), 0);
+	assert_int_equal(d.act, OVC_ACT_PASS);
+	/* encrypted files open with their key */
+	assert_int_equal(run(v, "/srv/docs/x", OVC_FC_ENC, k_docs, 0, 0, &d), 0);
+	assert_int_equal(d.act, OVC_ACT_ENC);
+	assert_ptr_equal(d.key, k_docs);
+	/* written under another key: re-encrypted under the current one */
+	assert_int_equal(run(v, "/srv/docs/x", OVC_FC_ENC, k_old, 1, 0, &d), 0);
+	assert_int_equal(d.act, OVC_ACT_REKEY);
+	assert_ptr_equal(d.key, k_docs);
+	assert_ptr_equal(d.fresh, k_old);
+	/* read under another key: as it is */
+	assert_int_equal(run(v, "/srv/docs/x", OVC_FC_ENC, k_old, 0, 0, &d), 0);
+	assert_int_equal(d.act, OVC_ACT_ENC);
+	/* plaintext under the rule: readable, converted for writing,
+	 * fresh when truncated */
+	assert_int_equal(run(v, "/srv/docs/p", OVC_FC_PLAIN, NULL, 0, 0, &d), 0);
+	assert_int_equal(d.act, OVC_ACT_PASS);
+	assert_int_equal(run(v, "/srv/docs/p", OVC_FC_PLAIN, NULL, 1, 0, &d), 0);
+	assert_int_equal(d.act, OVC_ACT_CONVERT);
+	assert_int_equal(run(v, "/srv/docs/p", OVC_FC_PLAIN, NULL, 1, 1, &d), 0);
+	assert_int_equal(d.act, OVC_ACT_ENC_NEW);
+	/* public sub-folder and no rule: passthrough; encrypted files found
+	 * there are decrypted, and stay encrypted when written */
+	assert_int_equal(run(v, "/srv/docs/pub/n", OVC_FC_NEW, NULL, 1, 0, &d), 0);
+	assert_int_equal(d.act, OVC_ACT_PASS);
+	assert_int_equal(run(v, "/tmp/n", OVC_FC_PLAIN, NULL, 1, 0, &d), 0);
+	assert_int_equal(d.act, OVC_ACT_PASS);
+	assert_int_equal(run(v, "/tmp/x", OVC_FC_ENC, k_other, 1, 1, &d), 0);
+	assert_int_equal(d.act, OVC_ACT_ENC);
+	assert_ptr_equal(d.fresh, k_other);
+	/* a *.docx rule: the draft beside it is encrypted too (encrypted
+	 * folder); an existing plaintext .txt there is not converted */
+	assert_int_equal(run(v, "/srv/office/plan.docx", OVC_FC_NEW, NULL, 1, 0, &d), 0);
+	assert_int_equal(d.act, OVC_ACT_ENC_NEW);
+	assert_int_equal(run(v, "/srv/office/~draft.tmp", OVC_FC_NEW, NULL, 1, 0, &d), 0);
+	assert_int_equal(d.act, OVC_ACT_ENC_NEW);
+	assert_int_equal(run(v, "/srv/office/old.txt", OVC_FC_PLAIN, NULL, 1, 0, &d), 0);
+	assert_int_equal(d.act, OVC_ACT_PASS);
+	assert_int_equal(run(v, "/srv/office/old.docx", OVC_FC_PLAIN, NULL, 1, 0, &d), 0);
+	assert_int_equal(d.act, OVC_ACT_CONVERT);
+	ovc_view_put(v);
+}
+
+static void test_refuse_and_strict(void **state)
+{
+	ovc_view *v = view(OVC_VIEW_READY, OVC_PLAINTEXT_REFUSE);
+	ovc_decision d;
+
+	(void)state;
+	assert_int_equal(run(v, "/srv/docs/p", OVC_FC_PLAIN, NULL, 1, 0, &d), -EACCES);
+	assert_non_null(strstr(d.why, "refused"));
+	assert_int_equal(run(v, "/srv/docs/p", OVC_FC_PLAIN, NULL, 0, 0, &d), 0);
+	ovc_view_put(v);
+	v = view(OVC_VIEW_READY, OVC_PLAINTEXT_STRICT);
+	assert_int_equal(run(v, "/srv/docs/p", OVC_FC_PLAIN, NULL, 0, 0, &d), -EACCES);
+	assert_non_null(strstr(d.why, "strict"));
+	ovc_view_put(v);
+}
+
+static void test_locked_expired(void **state)
+{
+	ovc_view_state sts[] = { OVC_VIEW_LOCKED, OVC_VIEW_EXPIRED };
+	ovc_decision d;
+
+	(void)state;
+	for (size_t k = 0; k < 2; k++) {
+		ovc_view *v = view(sts[k], OVC_PLAINTEXT_CONVERT);
+
+		assert_null(v->keys);
+		assert_int_equal(run(v, "/srv/docs/a", OVC_FC_NEW, NULL, 1, 0, &d), -EACCES);
+		assert_int_equal(run(v, "/srv/docs/e", OVC_FC_EMPTY, NULL, 1, 0, &d), -EACCES);
+		assert_int_equal(run(v, "/srv/docs/x", OVC_FC_ENC, k_docs, 0, 0, &d), -EACCES);
+		assert_int_equal(run(v, "/srv/docs/p", OVC_FC_PLAIN, NULL, 1, 0, &d), -EACCES);
+		assert_int_equal(run(v, "/srv/docs/p", OVC_FC_PLAIN, NULL, 1, 1, &d), -EACCES);
+		/* reads of plaintext, and everything outside, pass */
+		assert_int_equal(run(v, "/srv/docs/p", OVC_FC_PLAIN, NULL, 0, 0, &d), 0);
+		assert_int_equal(run(v, "/srv/docs/pub/n", OVC_FC_NEW, NULL, 1, 0, &d), 0);
+		assert_int_equal(run(v, "/tmp/n", OVC_FC_NEW, NULL, 1, 0, &d), 0);
+		ovc_view_put(v);
+	}
+}
+
+static void test_no_policy_and_no_view(void **state)
+{
+	ovc_view *v = view(OVC_VIEW_NO_POLICY, OVC_PLAINTEXT_CONVERT);
+	const char *guard[] = { "/srv/docs" };
+	ovc_request r = { .guard = guard, .nguard = 1, .fc = OVC_FC_NEW, .write = 1 };
+	ovc_decision d;
+
+	(void)state;
+	/* every served folder refuses writes; reads pass; outside passes */
+	assert_int_equal(run(v, "/srv/mount/a", OVC_FC_NEW, NULL, 1, 0, &d), -EACCES);
+	assert_int_equal(run(v, "/srv/docs/a", OVC_FC_PLAIN, NULL, 1, 0, &d), -EACCES);
+	assert_int_equal(run(v, "/srv/docs/a", OVC_FC_PLAIN, NULL, 0, 0, &d), 0);
+	assert_int_equal(run(v, "/srv/docsx/a", OVC_FC_NEW, NULL, 1, 0, &d), 0);
+	ovc_view_put(v);
+	r.path = "/srv/docs/deep/a";
+	assert_int_equal(ovc_decide(&r, &d), -EACCES);
+	r.path = "/srv/other";
+	assert_int_equal(ovc_decide(&r, &d), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ready),
+		cmocka_unit_test(test_refuse_and_strict),
+		cmocka_unit_test(test_locked_expired),
+		cmocka_unit_test(test_no_policy_and_no_view),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
