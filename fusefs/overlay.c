@@ -55,7 +55,8 @@ struct ovc_overlay {
 	dev_t fuse_dev;
 	atomic_uint_fast64_t bytes_read, bytes_written, files_opened;
 	atomic_uint_fast64_t open_handles, open_encrypted, auth_failures;
-	pthread_mutex_t by_mu;       /* guards by_uid */
+	pthread_mutex_t by_mu;       /* guards by_uid and handles */
+	struct handle *handles;      /* not yet released (freed at unmount) */
 	struct { uid_t uid; uint64_t n; } by_uid[64]; /* encrypted handles */
 };
 
@@ -66,6 +67,7 @@ struct handle {
 	uid_t uid;
 	int enc;                   /* reads and writes go through ino->ef */
 	int writable;
+	struct handle *prev, *next; /* the overlay's list (by_mu) */
 };
 
 struct dhandle {
@@ -808,6 +810,12 @@ static int do_open(ovc_overlay *ov, fuse_req_t req, struct ovc_inode *i,
 		atomic_fetch_add(&ov->open_encrypted, 1);
 		count_by(ov, h->uid, 1);
 	}
+	pthread_mutex_lock(&ov->by_mu);
+	h->next = ov->handles;
+	if (h->next)
+		h->next->prev = h;
+	ov->handles = h;
+	pthread_mutex_unlock(&ov->by_mu);
 	*out = h;
 out:
 	if (locked)
@@ -884,6 +892,14 @@ static void handle_free(ovc_overlay *ov, struct handle *h)
 		}
 	}
 	pthread_rwlock_unlock(&i->lock);
+	pthread_mutex_lock(&ov->by_mu);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		ov->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&ov->by_mu);
 	close(h->fd);
 	atomic_fetch_sub(&ov->open_handles, 1);
 	if (h->enc) {
@@ -1902,6 +1918,7 @@ int ovc_overlay_mount(const ovc_overlay_opts *o, ovc_overlay **out, ovc_err *e)
 	argv[argc] = NULL;
 	args = (struct fuse_args)FUSE_ARGS_INIT(argc, argv);
 	ov->se = fuse_session_new(&args, &ops, sizeof(ops), ov);
+	fuse_opt_free_args(&args);
 	if (!ov->se) {
 		rc = ovc_err_set(e, -EIO, "%s: cannot start a FUSE session", o->mountpoint);
 		goto fail;
@@ -1980,6 +1997,9 @@ void ovc_overlay_unmount(ovc_overlay *ov)
 		}
 		fuse_session_destroy(ov->se);
 	}
+	/* releases the kernel never sent (lazy unmount, abort) */
+	while (ov->handles)
+		handle_free(ov, ov->handles);
 	ovc_itable_free(ov->it);
 	free(ov->mnt);
 	free(ov);
