@@ -244,37 +244,48 @@ int ovc_file_reload(ovc_file *f, ovc_err *e)
 	return 0;
 }
 
-int ovc_file_open(int fd, ovc_key_lookup lookup, void *ctx, ovc_file **out,
-		  ovc_err *e)
+/* Read and unwrap the header of `f` (its fd set); *key gets the asset key. */
+static int header_load(ovc_file *f, ovc_key_lookup lookup, void *ctx,
+		       const ovc_key **keyp, ovc_err *e)
 {
 	uint8_t buf[OVC_HEADER_SIZE];
 	const ovc_key *key;
-	ovc_file *f;
 	ssize_t n;
 	int rc;
 
-	*out = NULL;
-	n = pread(fd, buf, sizeof(buf), 0);
+	n = pread(f->fd, buf, sizeof(buf), 0);
 	if (n < 0)
 		return ovc_err_set(e, -errno, "reading the header: %s", strerror(errno));
-	f = file_alloc(fd);
-	if (!f)
-		return ovc_err_set(e, -ENOMEM, "out of secure memory");
 	rc = ovc_header_decode(buf, (size_t)n, &f->hdr, e);
 	if (rc)
-		goto out;
+		return rc;
 	key = lookup ? lookup(ctx, f->hdr.key_id) : NULL;
 	if (!key) {
 		char id[OVC_KEY_ID_STRLEN + 1];
 		ovc_key_id_format(f->hdr.key_id, id);
-		rc = ovc_err_set(e, -EACCES, "encrypted with key %s, which is not held", id);
-		goto out;
+		return ovc_err_set(e, -EACCES, "encrypted with key %s, which is not held", id);
 	}
 	rc = ovc_header_unwrap(&f->hdr, key->key, f->fkey);
-	if (rc) {
-		ovc_err_set(e, rc, "header failed authentication");
+	if (rc)
+		return ovc_err_set(e, rc, "header failed authentication");
+	*keyp = key;
+	return 0;
+}
+
+int ovc_file_open(int fd, ovc_key_lookup lookup, void *ctx, ovc_file **out,
+		  ovc_err *e)
+{
+	const ovc_key *key = NULL;
+	ovc_file *f;
+	int rc;
+
+	*out = NULL;
+	f = file_alloc(fd);
+	if (!f)
+		return ovc_err_set(e, -ENOMEM, "out of secure memory");
+	rc = header_load(f, lookup, ctx, &key, e);
+	if (rc)
 		goto out;
-	}
 	rc = ovc_file_reload(f, e);
 	if (rc)
 		goto out;
@@ -282,6 +293,146 @@ int ovc_file_open(int fd, ovc_key_lookup lookup, void *ctx, ovc_file **out,
 	*out = f;
 	f = NULL;
 out:
+	ovc_file_close(f);
+	return rc;
+}
+
+/* Does slot j (n bytes in `slot`) authenticate? 2: as a last block, 1: as
+ * a non-last block (or a hole under the sparse flag), 0: no. `out` gets
+ * its plaintext, *len its length. */
+static int slot_check(ovc_file *f, ovc_cipher *c, uint64_t j, const uint8_t *slot,
+		      size_t n, uint8_t *out, size_t *len)
+{
+	int k;
+
+	if (n < OVC_BLOCK_OVERHEAD)
+		return 0;
+	k = ovc_block_open(c, f->fkey, f->hdr.file_id, j, 0, slot, n, out);
+	if (k >= 0) {
+		*len = (size_t)k;
+		return 1;
+	}
+	k = ovc_block_open(c, f->fkey, f->hdr.file_id, j, 1, slot, n, out);
+	if (k >= 0) {
+		*len = (size_t)k;
+		return 2;
+	}
+	if ((f->hdr.flags & OVC_FLAG_SPARSE) && n == OVC_SLOT_SIZE && is_zero(slot, n)) {
+		memset(out, 0, OVC_BLOCK_SIZE);
+		*len = OVC_BLOCK_SIZE;
+		return 1;
+	}
+	return 0;
+}
+
+int ovc_file_repair(int fd, ovc_key_lookup lookup, void *ctx, ovc_cipher *c,
+		    int force, int dry_run, ovc_repair_report *r, ovc_err *e)
+{
+	uint8_t *slot = ovc_cipher_slots(c), *pt = ovc_cipher_block(c, 0);
+	uint8_t *tmp = ovc_cipher_block(c, 1);
+	const ovc_key *key = NULL;
+	struct stat st;
+	ovc_file *f;
+	uint64_t B, j, last_len = 0;
+	int rc, last_kind = 0, bad = 0;
+
+	memset(r, 0, sizeof(*r));
+	f = file_alloc(fd);
+	if (!f)
+		return ovc_err_set(e, -ENOMEM, "out of secure memory");
+	rc = header_load(f, lookup, ctx, &key, e);
+	if (rc)
+		goto out;
+	if (fstat(fd, &st) < 0) {
+		rc = ovc_err_set(e, -errno, "stat: %s", strerror(errno));
+		goto out;
+	}
+	B = (uint64_t)st.st_size;
+	r->slots = B > OVC_HEADER_SIZE ? (B - OVC_HEADER_SIZE + OVC_SLOT_SIZE - 1) / OVC_SLOT_SIZE : 0;
+	for (j = 0; j < r->slots; j++) {
+		uint64_t off = ovc_layout_slot_off(j);
+		size_t n = (size_t)(B - off < OVC_SLOT_SIZE ? B - off : OVC_SLOT_SIZE), len = 0;
+		int kind;
+
+		rc = ovc_pread_full(fd, slot, n, (off_t)off);
+		if (rc) {
+			ovc_err_set(e, rc, "reading block %llu: %s", (unsigned long long)j,
+				    strerror(-rc));
+			goto out;
+		}
+		kind = slot_check(f, c, j, slot, n, tmp, &len);
+		if (!bad && kind) {
+			memcpy(pt, tmp, len); /* the last good block's plaintext */
+			r->kept = j + 1;
+			last_kind = kind;
+			last_len = len;
+			/* a short block ends the file whatever its flag */
+			if (len < OVC_BLOCK_SIZE) {
+				j++;
+				break;
+			}
+		} else if (!bad) {
+			bad = 1;
+			r->first_bad = j;
+		} else if (kind) {
+			r->good_after++;
+		}
+	}
+	if (!bad && j < r->slots) {
+		/* slots after a short block: a torn tail too */
+		bad = 1;
+		r->first_bad = j;
+	}
+	if (!bad && r->kept == r->slots && r->kept > 0 && last_kind == 2 &&
+	    ovc_layout_plain_size(B, &r->size_after, &j, NULL) == 0) {
+		r->intact = 1;
+		rc = 0;
+		goto out;
+	}
+	if (!bad)
+		r->first_bad = r->kept;
+	if (r->good_after && !force) {
+		rc = ovc_err_set(e, -ENOTRECOVERABLE,
+				 "block %llu fails but %llu later blocks authenticate: not a torn tail (nothing changed)",
+				 (unsigned long long)r->first_bad,
+				 (unsigned long long)r->good_after);
+		goto out;
+	}
+	r->size_after = r->kept ? (r->kept - 1) * (uint64_t)OVC_BLOCK_SIZE + last_len : 0;
+	r->resealed = r->kept == 0 || last_kind != 2;
+	if (dry_run) {
+		rc = 0;
+		goto out;
+	}
+	if (r->resealed) {
+		uint64_t fin = r->kept ? r->kept - 1 : 0;
+
+		if (r->kept == 0)
+			last_len = 0; /* an empty file: one sealed empty block */
+		rc = ovc_block_seal(c, f->fkey, f->hdr.file_id, fin, 1, pt, last_len, slot);
+		if (!rc)
+			rc = ovc_pwrite_full(fd, slot, last_len + OVC_BLOCK_OVERHEAD,
+					     (off_t)ovc_layout_slot_off(fin));
+		if (!rc && fsync(fd) < 0)
+			rc = -errno;
+		if (rc) {
+			ovc_err_set(e, rc, "writing the new final block: %s", strerror(-rc));
+			goto out;
+		}
+	}
+	{
+		uint64_t end = ovc_layout_slot_off(r->kept ? r->kept - 1 : 0) +
+			       (r->kept ? last_len : 0) + OVC_BLOCK_OVERHEAD;
+
+		if (ftruncate(fd, (off_t)end) < 0 || fsync(fd) < 0) {
+			rc = ovc_err_set(e, -errno, "cutting the file: %s", strerror(errno));
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	sodium_memzero(pt, OVC_BLOCK_SIZE);
+	sodium_memzero(tmp, OVC_BLOCK_SIZE);
 	ovc_file_close(f);
 	return rc;
 }

@@ -103,6 +103,27 @@ int ovc_file_truncate(ovc_file *f, ovc_cipher *c, uint64_t size,
  * the first block that fails; -errno on I/O errors. */
 int ovc_file_verify(ovc_file *f, ovc_cipher *c, uint64_t *bad, ovc_err *e);
 
+/* Repair a torn tail (docs/file-format.md, "Writers"): keep the longest
+ * prefix of blocks that authenticate, make its last block the final one
+ * (resealed with the last flag when it lacks it; an empty final block when
+ * no block authenticates) and cut the rest. The header must authenticate
+ * (`lookup` gives its key). When a block fails but a later one
+ * authenticates, the damage is not a torn tail: without `force` nothing is
+ * changed and -ENOTRECOVERABLE names the block. `dry_run` only reports.
+ * The resealed block is written and fsynced before the cut. */
+typedef struct ovc_repair_report {
+	uint64_t slots;        /* slots found (a partial one counted) */
+	uint64_t kept;         /* blocks kept */
+	uint64_t first_bad;    /* the first block that failed (== kept) */
+	uint64_t good_after;   /* blocks after it that still authenticate */
+	uint64_t size_after;   /* plaintext size after the repair */
+	int intact;            /* nothing to repair */
+	int resealed;          /* the new final block was resealed as last */
+} ovc_repair_report;
+
+int ovc_file_repair(int fd, ovc_key_lookup lookup, void *ctx, ovc_cipher *c,
+		    int force, int dry_run, ovc_repair_report *r, ovc_err *e);
+
 /* fdatasync() the backing file. */
 int ovc_file_sync(ovc_file *f);
 
