@@ -505,6 +505,14 @@ void ovc_itable_rehash(ovc_itable *t, struct ovc_inode *i, dev_t dev,
 	pthread_mutex_unlock(&t->mu);
 }
 
+void ovc_itable_detach(ovc_itable *t, struct ovc_inode *i)
+{
+	pthread_mutex_lock(&t->mu);
+	if (i != &t->root)
+		unhash(t, i);
+	pthread_mutex_unlock(&t->mu);
+}
+
 void ovc_itable_each_encrypted(ovc_itable *t,
 			       void (*fn)(void *ctx, struct ovc_inode *ino),
 			       void *ctx)

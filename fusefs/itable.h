@@ -123,6 +123,11 @@ struct ovc_inode *ovc_itable_find(ovc_itable *t, dev_t dev, ino_t ino);
 void ovc_itable_rehash(ovc_itable *t, struct ovc_inode *ino, dev_t dev,
 		       ino_t newino);
 
+/* Forget the identity of `ino`: later lookups of its backing file make a
+ * new inode (the kernel then takes fresh attributes; with the writeback
+ * cache it never takes a size from us for an inode it holds). */
+void ovc_itable_detach(ovc_itable *t, struct ovc_inode *ino);
+
 /* Call fn for every inode whose encryption cache says encrypted (under mu;
  * fn must not call back into the table). */
 void ovc_itable_each_encrypted(ovc_itable *t,

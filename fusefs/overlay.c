@@ -2078,3 +2078,127 @@ uint64_t ovc_overlay_open_by(const ovc_overlay *cov, uid_t uid)
 	pthread_mutex_unlock(&ov->by_mu);
 	return n;
 }
+
+/* Open the backing file at `rel` (relative to the root, no "." or ".."
+ * components, no symlink followed) read-write. */
+static int open_rel(ovc_overlay *ov, const char *rel, ovc_err *e)
+{
+	struct ovc_at a;
+	char buf[PATH_MAX], *save = NULL, *comp, *next;
+	int dfd, fd, rc;
+
+	if (strlen(rel) >= sizeof(buf))
+		return ovc_err_set(e, -ENAMETOOLONG, "the path is too long");
+	strcpy(buf, rel);
+	rc = ovc_itable_at(ov->it, ovc_itable_root(ov->it), 1, &a);
+	if (rc < 0)
+		return ovc_err_set(e, rc, "%s: %s", ov->mnt, strerror(-rc));
+	dfd = dup(a.fd);
+	ovc_itable_at_put(ov->it, &a);
+	if (dfd < 0)
+		return ovc_err_set(e, -errno, "dup: %s", strerror(errno));
+	comp = strtok_r(buf, "/", &save);
+	while (comp) {
+		next = strtok_r(NULL, "/", &save);
+		if (strcmp(comp, ".") == 0 || strcmp(comp, "..") == 0) {
+			close(dfd);
+			return ovc_err_set(e, -EINVAL, "'.' or '..' in the path");
+		}
+		fd = openat(dfd, comp, (next ? O_PATH | O_DIRECTORY : O_RDWR) |
+			    O_NOFOLLOW | O_CLOEXEC);
+		rc = -errno;
+		close(dfd);
+		if (fd < 0)
+			return ovc_err_set(e, rc, "%s: %s", comp, strerror(-rc));
+		dfd = fd;
+		comp = next;
+	}
+	return dfd;
+}
+
+/* The backing file of `i` changed behind the kernel's cache (repair): the
+ * kernel must see it as a new inode, since with the writeback cache it
+ * keeps its own size for an inode it holds. */
+static void forget_identity(ovc_overlay *ov, struct ovc_inode *i)
+{
+	struct ovc_at pa;
+	fuse_ino_t parent = 0;
+	char name[NAME_MAX + 1] = "";
+
+	if (ovc_itable_at_parent(ov->it, i, &pa) == 0) {
+		parent = NODE(ov, pa.holder);
+		snprintf(name, sizeof(name), "%s", pa.name);
+		ovc_itable_at_put(ov->it, &pa);
+	}
+	ovc_itable_detach(ov->it, i);
+	if (!ov->se || ovc_overlay_dead(ov))
+		return;
+	fuse_lowlevel_notify_inval_inode(ov->se, NODE(ov, i), 0, 0);
+	if (parent)
+		fuse_lowlevel_notify_inval_entry(ov->se, parent, name, strlen(name));
+}
+
+int ovc_overlay_repair(ovc_overlay *ov, const char *path, uid_t uid, int force,
+		       int dry_run, ovc_repair_report *r, ovc_err *e)
+{
+	size_t ml = strlen(ov->mnt);
+	struct ovc_inode *i = NULL;
+	ovc_view *v = NULL;
+	ovc_cipher *c = NULL;
+	struct stat st;
+	int fd, rc;
+	uint8_t magic[8];
+
+	memset(r, 0, sizeof(*r));
+	if (strncmp(path, ov->mnt, ml) != 0 || path[ml] != '/' || !path[ml + 1])
+		return ovc_err_set(e, -EINVAL, "%s is not a file below %s", path, ov->mnt);
+	fd = open_rel(ov, path + ml + 1, e);
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		rc = ovc_err_set(e, -EINVAL, "%s is not a regular file", path);
+		goto out;
+	}
+	if (pread(fd, magic, sizeof(magic), 0) != (ssize_t)sizeof(magic) ||
+	    !ovc_is_encrypted(magic, sizeof(magic))) {
+		rc = ovc_err_set(e, -EINVAL, "%s is not an encrypted file", path);
+		goto out;
+	}
+	v = ovc_views_get(ov->views, uid);
+	c = ovc_cipher_new();
+	if (!c) {
+		rc = ovc_err_set(e, -ENOMEM, "out of memory");
+		goto out;
+	}
+	i = ovc_itable_find(ov->it, st.st_dev, st.st_ino);
+	if (i) {
+		ovc_itable_ref(ov->it, i);
+		pthread_rwlock_wrlock(&i->lock);
+		/* the kernel sends releases after close() returns: give a
+		 * file closed a moment ago up to 2 s */
+		for (int k = 0; k < 100 && i->nopen > 0; k++) {
+			pthread_rwlock_unlock(&i->lock);
+			usleep(20000);
+			pthread_rwlock_wrlock(&i->lock);
+		}
+		if (i->nopen > 0) {
+			rc = ovc_err_set(e, -EBUSY, "%s is open (%u handles): close it first",
+					 path, i->nopen);
+			goto out;
+		}
+	}
+	rc = ovc_file_repair(fd, lookup_key, v, c, force, dry_run, r, e);
+	if (i)
+		i->enc_known = 0;
+out:
+	if (i) {
+		pthread_rwlock_unlock(&i->lock);
+		if (rc == 0 && !dry_run && !r->intact)
+			forget_identity(ov, i);
+		ovc_itable_unref(ov->it, i);
+	}
+	ovc_cipher_free(c);
+	ovc_view_put(v);
+	close(fd);
+	return rc;
+}

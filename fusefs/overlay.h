@@ -22,6 +22,7 @@
 #include <sys/types.h>
 
 #include "common/common.h"
+#include "crypto/blockfile.h"
 #include "daemon/view.h"
 
 typedef struct ovc_overlay ovc_overlay;
@@ -76,5 +77,14 @@ size_t ovc_overlay_flush_encrypted(ovc_overlay *ov, uid_t uid);
 /* Handles still open that were opened by `uid` with its keys (status
  * counts them after a lock). */
 uint64_t ovc_overlay_open_by(const ovc_overlay *ov, uid_t uid);
+
+/* `overcrypt repair`: repair the encrypted file at the absolute `path`
+ * (below the mount point) with the keys of `uid`'s view
+ * (ovc_file_repair). The file must not be open through the overlay
+ * (-EBUSY). Errors: -ENOENT, -EINVAL (not below this mount, not a
+ * regular file, not encrypted), -EACCES (key not held), -EBADMSG,
+ * -ENOTRECOVERABLE (see blockfile.h); `e` says which. */
+int ovc_overlay_repair(ovc_overlay *ov, const char *path, uid_t uid, int force,
+		       int dry_run, ovc_repair_report *r, ovc_err *e);
 
 #endif

@@ -214,6 +214,37 @@ static void test_flipped_byte_eio(void **state)
 	assert_int_equal(get(f->enc, "big.txt", buf, sizeof(buf)), -EIO);
 }
 
+
+static void test_repair_torn_tail(void **state)
+{
+	struct fx *f = *state;
+	static char buf[3 * 4096 + 100], back[sizeof(buf)];
+	char p[256];
+	ovc_repair_report r;
+	ovc_err e = { 0 };
+	struct stat st;
+
+	memset(buf, 'y', sizeof(buf) - 1);
+	buf[sizeof(buf) - 1] = 0;
+	put(f->enc, "torn.txt", buf);
+	snprintf(p, sizeof(p), "%s/torn.txt", f->raw);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(truncate(p, st.st_size - 50), 0);
+	snprintf(p, sizeof(p), "%s/torn.txt", f->enc);
+	assert_int_equal(ovc_overlay_repair(f->ov, p, getuid(), 0, 0, &r, &e), 0);
+	assert_false(r.intact);
+	assert_int_equal(r.size_after, 3 * 4096);
+	assert_int_equal(get(f->enc, "torn.txt", back, sizeof(back)), 3 * 4096);
+	assert_memory_equal(back, buf, 3 * 4096);
+	/* again: intact; a plaintext file and a path elsewhere are refused */
+	assert_int_equal(ovc_overlay_repair(f->ov, p, getuid(), 0, 0, &r, &e), 0);
+	assert_true(r.intact);
+	snprintf(p, sizeof(p), "%s/torn.txt", f->raw);
+	assert_int_equal(ovc_overlay_repair(f->ov, p, getuid(), 0, 0, &r, &e), -EINVAL);
+	snprintf(p, sizeof(p), "%s/../raw/torn.txt", f->enc);
+	assert_int_equal(ovc_overlay_repair(f->ov, p, getuid(), 0, 0, &r, &e), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -221,6 +252,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_locked_refuses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_view_refuses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flipped_byte_eio, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_repair_torn_tail, setup, teardown),
 	};
 
 	if (geteuid() != 0 || access("/dev/fuse", R_OK | W_OK) != 0) {
