@@ -1170,6 +1170,41 @@ out:
 
 /* ---- creating names ---------------------------------------------------------------- */
 
+/* A name just made for the requester: the mode the kernel asked for (the
+ * agent's own umask must not apply twice), and, when the agent runs as
+ * root (system mode), the requester as owner, so files are theirs as on a
+ * local file system. The group stays the folder's when it is setgid.
+ * `fd` is the new object open (or -1: then it is opened O_PATH here). */
+static int own_new(fuse_req_t req, int dirfd, const char *name, int fd,
+		   mode_t mode, int is_link)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct stat dst;
+	char p[64];
+	int own = -1, rc = 0;
+
+	if (fd < 0) {
+		own = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (own < 0)
+			return -errno;
+		fd = own;
+	}
+	proc_path(p, sizeof(p), fd);
+	if (!is_link && chmod(p, mode & 07777) < 0)
+		rc = -errno;
+	if (rc == 0 && geteuid() == 0 && ctx->uid != 0) {
+		gid_t g = ctx->gid;
+
+		if (fstat(dirfd, &dst) == 0 && (dst.st_mode & S_ISGID))
+			g = (gid_t)-1;
+		if (fchownat(fd, "", ctx->uid, g, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+			rc = -errno;
+	}
+	if (own >= 0)
+		close(own);
+	return rc;
+}
+
 static void reply_entry_of(fuse_req_t req, ovc_overlay *ov, struct ovc_inode *parent,
 			   const char *name, int rc)
 {
@@ -1200,6 +1235,8 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 	if (rc == 0) {
 		rc = mknodat(a.fd, name, mode, rdev) < 0 ? -errno : 0;
+		if (rc == 0)
+			rc = own_new(req, a.fd, name, -1, mode, 0);
 		ovc_itable_at_put(ov->it, &a);
 	}
 	reply_entry_of(req, ov, p, name, rc);
@@ -1215,6 +1252,8 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 	if (rc == 0) {
 		rc = mkdirat(a.fd, name, mode) < 0 ? -errno : 0;
+		if (rc == 0)
+			rc = own_new(req, a.fd, name, -1, mode, 0);
 		ovc_itable_at_put(ov->it, &a);
 	}
 	reply_entry_of(req, ov, p, name, rc);
@@ -1230,6 +1269,8 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 
 	if (rc == 0) {
 		rc = symlinkat(link, a.fd, name) < 0 ? -errno : 0;
+		if (rc == 0)
+			rc = own_new(req, a.fd, name, -1, 0, 1);
 		ovc_itable_at_put(ov->it, &a);
 	}
 	reply_entry_of(req, ov, p, name, rc);
@@ -1465,16 +1506,18 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	/* made empty; do_open then decides again on the empty file under
 	 * the inode lock (an empty file where a rule encrypts becomes an
 	 * encrypted one) */
-	fd = openat(a.fd, name, (fi->flags & (O_EXCL)) | O_CREAT | O_RDWR |
-		    O_NOFOLLOW | O_CLOEXEC, mode);
-	if (fd < 0 && errno == EACCES && (fi->flags & O_ACCMODE) == O_WRONLY)
-		fd = openat(a.fd, name, (fi->flags & (O_EXCL)) | O_CREAT | O_WRONLY |
-			    O_NOFOLLOW | O_CLOEXEC, mode);
-	if (fd < 0) {
+	fd = openat(a.fd, name, O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd >= 0) {
+		rc = own_new(req, a.fd, name, fd, mode, 0);
+		close(fd);
+		if (rc < 0) {
+			unlinkat(a.fd, name, 0);
+			goto fail;
+		}
+	} else if (errno != EEXIST || (fi->flags & O_EXCL)) {
 		rc = -errno;
 		goto fail;
 	}
-	close(fd);
 	ovc_itable_at_put(ov->it, &a);
 	err = do_lookup(ov, p, name, &e);
 	if (err) {
