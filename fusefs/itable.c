@@ -59,6 +59,7 @@ static void inode_init(struct ovc_inode *i)
 	i->efd = -1;
 	pthread_rwlock_init(&i->lock, NULL);
 	atomic_init(&i->enc_seen, 0);
+	atomic_init(&i->bad_logged, 0);
 }
 
 int ovc_itable_new(int root_fd, size_t max_fds, ovc_itable **out)

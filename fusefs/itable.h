@@ -60,6 +60,7 @@ struct ovc_inode {
 	int cache_valid;
 
 	atomic_int enc_seen;       /* ever found encrypted (lock flush) */
+	atomic_uint_fast64_t bad_logged; /* hash of the last damage logged */
 };
 
 typedef struct ovc_itable ovc_itable;

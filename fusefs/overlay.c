@@ -52,7 +52,8 @@ struct ovc_overlay {
 	int th_started;
 	atomic_int dead;
 	int network;
-	dev_t fuse_dev;
+	dev_t fuse_dev;              /* the mount's device */
+	dev_t it_dev;                /* the backing root's device */
 	atomic_uint_fast64_t bytes_read, bytes_written, files_opened;
 	atomic_uint_fast64_t open_handles, open_encrypted, auth_failures;
 	pthread_mutex_t by_mu;       /* guards by_uid and handles */
@@ -268,8 +269,15 @@ static void fix_size(ovc_overlay *ov, struct ovc_inode *i,
 static void log_bad(ovc_overlay *ov, struct ovc_inode *i, const ovc_err *e)
 {
 	char p[PATH_MAX];
+	uint64_t h = 1469598103934665603ull;
 
 	atomic_fetch_add(&ov->auth_failures, 1);
+	/* one line per damage: the kernel's read-ahead and the program's
+	 * read (and its retries) meet the same block */
+	for (const char *c = e->msg; *c; c++)
+		h = (h ^ (uint8_t)*c) * 1099511628211ull;
+	if (atomic_exchange(&i->bad_logged, h) == h)
+		return;
 	if (abs_path(ov, i, NULL, p, sizeof(p)) < 0)
 		snprintf(p, sizeof(p), "%s/(unknown)", ov->mnt);
 	ovc_log_error("%s: %s", p, e->msg[0] ? e->msg : "failed authentication");
@@ -285,9 +293,39 @@ static int io_err(ovc_overlay *ov, struct ovc_inode *i, int rc, const ovc_err *e
 	return -rc;
 }
 
+/* The devices of this process's overlays: a lookup never descends into
+ * one of them (an inner overlay not yet unmounted), which would serve an
+ * overlay through itself. Guarded by own_mu. */
+static pthread_mutex_t own_mu = PTHREAD_MUTEX_INITIALIZER;
+static dev_t own_devs[256];
+static size_t n_own;
+
+static void own_dev(dev_t d, int add)
+{
+	pthread_mutex_lock(&own_mu);
+	if (add && n_own < sizeof(own_devs) / sizeof(own_devs[0])) {
+		own_devs[n_own++] = d;
+	} else if (!add) {
+		for (size_t k = 0; k < n_own; k++)
+			if (own_devs[k] == d) {
+				own_devs[k] = own_devs[--n_own];
+				break;
+			}
+	}
+	pthread_mutex_unlock(&own_mu);
+}
+
 static int is_own_fuse(ovc_overlay *ov, const struct stat *st)
 {
-	return ov->fuse_dev && st->st_dev == ov->fuse_dev;
+	int own = 0;
+
+	if (st->st_dev == ov->it_dev)
+		return 0; /* the common case: the backing file system */
+	pthread_mutex_lock(&own_mu);
+	for (size_t k = 0; k < n_own && !own; k++)
+		own = own_devs[k] == st->st_dev;
+	pthread_mutex_unlock(&own_mu);
+	return own;
 }
 
 /* ---- lookup and attributes -------------------------------------------------------- */
@@ -1946,6 +1984,8 @@ int ovc_overlay_mount(const ovc_overlay_opts *o, ovc_overlay **out, ovc_err *e)
 	ov->views = o->views;
 	ov->network = o->network;
 	pthread_mutex_init(&ov->by_mu, NULL);
+	if (fstat(o->backing_fd, &st) == 0)
+		ov->it_dev = st.st_dev;
 	rc = ovc_itable_new(o->backing_fd, FD_CACHE, &ov->it);
 	if (rc < 0) {
 		close(o->backing_fd);
@@ -1981,8 +2021,10 @@ int ovc_overlay_mount(const ovc_overlay_opts *o, ovc_overlay **out, ovc_err *e)
 		goto fail;
 	}
 	ov->th_started = 1;
-	if (stat(o->mountpoint, &st) == 0)
+	if (stat(o->mountpoint, &st) == 0) {
 		ov->fuse_dev = st.st_dev;
+		own_dev(st.st_dev, 1);
+	}
 	if (o->read_ahead_kb && ov->fuse_dev)
 		set_read_ahead(ov, o->read_ahead_kb);
 	*out = ov;
@@ -2022,6 +2064,8 @@ void ovc_overlay_unmount(ovc_overlay *ov)
 {
 	if (!ov)
 		return;
+	if (ov->fuse_dev)
+		own_dev(ov->fuse_dev, 0);
 	if (ov->se) {
 		fuse_session_exit(ov->se);
 		fuse_session_unmount(ov->se);
