@@ -4,6 +4,7 @@
 #include "crypto/blockfile.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -148,10 +149,24 @@ static int sparse_set(ovc_file *f, ovc_err *e)
 	return 0;
 }
 
+/* Freed ovc_file structs, wiped, kept for reuse: a sodium_malloc costs
+ * about ten system calls (mmap, mlock, guard pages), which opening many
+ * small files would pay each time. Guarded by pool_mu. */
+#define POOL_MAX 64
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static ovc_file *pool[POOL_MAX];
+static size_t pool_n;
+
 static ovc_file *file_alloc(int fd)
 {
-	ovc_file *f = ovc_secret_alloc(sizeof(*f));
+	ovc_file *f = NULL;
 
+	pthread_mutex_lock(&pool_mu);
+	if (pool_n > 0)
+		f = pool[--pool_n];
+	pthread_mutex_unlock(&pool_mu);
+	if (!f)
+		f = ovc_secret_alloc(sizeof(*f));
 	if (f)
 		f->fd = fd;
 	return f;
@@ -159,6 +174,15 @@ static ovc_file *file_alloc(int fd)
 
 void ovc_file_close(ovc_file *f)
 {
+	if (!f)
+		return;
+	sodium_memzero(f, sizeof(*f));
+	pthread_mutex_lock(&pool_mu);
+	if (pool_n < POOL_MAX) {
+		pool[pool_n++] = f;
+		f = NULL;
+	}
+	pthread_mutex_unlock(&pool_mu);
 	ovc_secret_free(f);
 }
 

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
@@ -1986,7 +1987,16 @@ int ovc_overlay_mount(const ovc_overlay_opts *o, ovc_overlay **out, ovc_err *e)
 	pthread_mutex_init(&ov->by_mu, NULL);
 	if (fstat(o->backing_fd, &st) == 0)
 		ov->it_dev = st.st_dev;
-	rc = ovc_itable_new(o->backing_fd, FD_CACHE, &ov->it);
+	{
+		/* the descriptor cache takes at most a quarter of what the
+		 * process may open: handles and the agent need the rest */
+		struct rlimit rl;
+		size_t cache = FD_CACHE;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur / 4 < cache)
+			cache = (size_t)(rl.rlim_cur / 4);
+		rc = ovc_itable_new(o->backing_fd, cache, &ov->it);
+	}
 	if (rc < 0) {
 		close(o->backing_fd);
 		free(ov->mnt);

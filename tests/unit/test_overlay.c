@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -245,6 +246,59 @@ static void test_repair_torn_tail(void **state)
 	assert_int_equal(ovc_overlay_repair(f->ov, p, getuid(), 0, 0, &r, &e), -EINVAL);
 }
 
+
+/* Far more files and folders than descriptors: the overlay keeps a bounded
+ * descriptor cache, not one per inode (passthrough_ll's design would fail
+ * here). The soft limit is lowered before mounting, and the kernel keeps
+ * every inode it has looked up. */
+static void test_more_files_than_descriptors(void **state)
+{
+	struct fx *f = *state;
+	char p[256];
+	struct stat st;
+	int fd;
+
+	for (int d = 0; d < 40; d++) {
+		snprintf(p, sizeof(p), "%s/d%02d", f->enc, d);
+		assert_int_equal(mkdir(p, 0755), 0);
+		for (int k = 0; k < 60; k++) {
+			snprintf(p, sizeof(p), "%s/d%02d/f%03d", f->enc, d, k);
+			fd = open(p, O_WRONLY | O_CREAT | O_EXCL, 0644);
+			if (fd < 0)
+				fail_msg("create %s: %s", p, strerror(errno));
+			assert_int_equal(write(fd, p, strlen(p)), (ssize_t)strlen(p));
+			assert_int_equal(close(fd), 0);
+		}
+	}
+	/* every one again, in another order: stat and read */
+	for (int k = 0; k < 60; k++)
+		for (int d = 39; d >= 0; d--) {
+			char buf[256] = "";
+
+			snprintf(p, sizeof(p), "%s/d%02d/f%03d", f->enc, d, k);
+			if (stat(p, &st) < 0)
+				fail_msg("stat %s: %s", p, strerror(errno));
+			assert_int_equal(st.st_size, (off_t)strlen(p));
+			fd = open(p, O_RDONLY);
+			if (fd < 0)
+				fail_msg("open %s: %s", p, strerror(errno));
+			assert_int_equal(read(fd, buf, sizeof(buf)), (ssize_t)strlen(p));
+			assert_string_equal(buf, p);
+			close(fd);
+		}
+}
+
+static int setup_few_fds(void **state)
+{
+	struct rlimit rl = { .rlim_cur = 256, .rlim_max = 0 };
+	struct rlimit old;
+
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	rl.rlim_max = old.rlim_max;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	return setup(state);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -253,6 +307,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_view_refuses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flipped_byte_eio, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_repair_torn_tail, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_more_files_than_descriptors, setup_few_fds, teardown),
 	};
 
 	if (geteuid() != 0 || access("/dev/fuse", R_OK | W_OK) != 0) {
