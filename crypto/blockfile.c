@@ -576,6 +576,51 @@ static int block_old(ovc_file *f, ovc_cipher *c, uint64_t j, uint8_t *out,
 	return 0;
 }
 
+/* A growing write failed part-way (EFBIG from the backing file system,
+ * ENOSPC, EIO): bring the backing file back to the old size, so the file
+ * stays readable and its size unchanged. Block F (the old final one) is on
+ * disk either as it was, or rewritten full (flagged last, with the old
+ * content or new bytes within the old length); blocks after it may have
+ * been written. Its first old-length bytes are resealed as the final block
+ * when needed, and the rest is cut. Best effort: the write's own error is
+ * what the caller reports; a failure here is added to the message. */
+static void settle(ovc_file *f, ovc_cipher *c, ovc_err *e)
+{
+	uint64_t F = final_index(f->size), off = ovc_layout_slot_off(F);
+	size_t L = block_len(f->size, F);
+	uint8_t *slot = ovc_cipher_slots(c), *pt = ovc_cipher_block(c, 0);
+	struct stat st;
+	size_t n;
+	int k, rc;
+
+	if (fstat(f->fd, &st) < 0 || (uint64_t)st.st_size < off + OVC_BLOCK_OVERHEAD)
+		goto fail;
+	n = (uint64_t)st.st_size - off < OVC_SLOT_SIZE ? (size_t)((uint64_t)st.st_size - off)
+						      : OVC_SLOT_SIZE;
+	if (ovc_pread_full(f->fd, slot, n, (off_t)off))
+		goto fail;
+	k = ovc_block_open(c, f->fkey, f->hdr.file_id, F, 1, slot, L + OVC_BLOCK_OVERHEAD, pt);
+	if (k < 0) {
+		/* rewritten full: take its first L bytes as the final block */
+		k = ovc_block_open(c, f->fkey, f->hdr.file_id, F, 1, slot, n, pt);
+		if (k < 0)
+			k = ovc_block_open(c, f->fkey, f->hdr.file_id, F, 0, slot, n, pt);
+		if (k < (int)L)
+			goto fail;
+		rc = ovc_block_seal(c, f->fkey, f->hdr.file_id, F, 1, pt, L, slot);
+		if (rc || ovc_pwrite_full(f->fd, slot, L + OVC_BLOCK_OVERHEAD, (off_t)off))
+			goto fail;
+	}
+	if (ftruncate(f->fd, (off_t)ovc_layout_backing_size(f->size)) < 0)
+		goto fail;
+	sodium_memzero(pt, OVC_BLOCK_SIZE);
+	return;
+fail:
+	sodium_memzero(pt, OVC_BLOCK_SIZE);
+	if (e && strlen(e->msg) + 60 < sizeof(e->msg))
+		strcat(e->msg, "; the file could not be brought back to its old size");
+}
+
 /* Write `len` bytes of `data` (NULL: none) at `off`, making the file
  * `new_size` (≥ the old size) long; see the crash rules in blockfile.h.
  * With len == 0 only the new final block is written (truncate up). */
@@ -632,6 +677,8 @@ static int store(ovc_file *f, ovc_cipher *c, const uint8_t *data, size_t len,
 		rc = block_write(f, c, F, 0, fpt, OVC_BLOCK_SIZE, e);
 	if (!rc)
 		f->size = new_size;
+	else if (grow)
+		settle(f, c, e);
 	sodium_memzero(tmp, OVC_BLOCK_SIZE);
 	sodium_memzero(fpt, OVC_BLOCK_SIZE);
 	return rc;

@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -575,6 +577,45 @@ static void test_repair(void **state)
 	close(fd);
 }
 
+
+/* A growing write the backing file system refuses part-way (EFBIG here,
+ * through RLIMIT_FSIZE; ENOSPC alike) leaves the file readable at its old
+ * size, the data before intact. */
+static void test_failed_growth_settles(void **state)
+{
+	uint8_t data[4096 + 100], out[1 << 16];
+	struct rlimit old, lim;
+	ovc_file *f;
+	size_t len;
+	ovc_err e;
+	(void)state;
+
+	randombytes_buf(data, sizeof(data));
+	for (int pass = 0; pass < 2; pass++) {
+		size_t n = pass ? sizeof(data) : 100; /* short final block, or two blocks */
+		int fd = make_file(data, n, &g_key);
+
+		signal(SIGXFSZ, SIG_IGN);
+		assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+		lim = old;
+		lim.rlim_cur = 30000;
+		assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+		assert_int_equal(ovc_file_open(fd, lookup, NULL, &f, NULL), 0);
+		ovc_err_clear(&e);
+		assert_int_equal(ovc_file_pwrite(f, g_c, data, 10, 100000, &e), -EFBIG);
+		/* also a write that starts inside the final block */
+		assert_int_equal(ovc_file_pwrite(f, g_c, data, 40000, n - 5, &e), -EFBIG);
+		assert_int_equal(ovc_file_size(f), n);
+		ovc_file_close(f);
+		assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+		assert_int_equal(fdsize(fd), (off_t)ovc_layout_backing_size(n));
+		assert_int_equal(read_all(fd, out, sizeof(out), &len, NULL), 0);
+		assert_int_equal(len, n);
+		assert_memory_equal(out, data, n - 5);
+		close(fd);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -591,6 +632,7 @@ int main(void)
 		cmocka_unit_test(test_efbig),
 		cmocka_unit_test(test_model),
 		cmocka_unit_test(test_repair),
+		cmocka_unit_test(test_failed_growth_settles),
 	};
 	int rc;
 
