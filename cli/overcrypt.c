@@ -854,8 +854,10 @@ static int help_status(void)
 {
 	puts("Usage: overcrypt status [--json]\n"
 	     "Show what the agent is doing: its state, the policy it holds, the last\n"
-	     "and the next refresh, whether your keys are unlocked, the rules and the\n"
-	     "mounts. Exit status 1 when no agent runs.\n\n"
+	     "and the next refresh, whether your keys are unlocked, the rules, and the\n"
+	     "mounts (state, rules under each, bytes and files served), with warnings\n"
+	     "about files still open after a lock and processes that bypass an overlay.\n"
+	     "Exit status 1 when no agent runs.\n\n"
 	     "  -j, --json         print the agent's answer as JSON\n"
 	     "      --config FILE  read this config instead of the default files\n"
 	     "  -h, --help         show this help");
@@ -867,6 +869,96 @@ static void print_rule(const char *label, const cJSON *r)
 {
 	printf("%-10s%s  %s  %s\n", label, jstr_or(r, "asset", "?"),
 	       jstr_or(r, "type", "?"), jstr_or(r, "path", "?"));
+}
+
+/* A byte count for people: "512 B", "3.4 MiB". */
+static void human_bytes(double b, char out[32])
+{
+	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	size_t u = 0;
+
+	while (b >= 1024 && u + 1 < sizeof(unit) / sizeof(unit[0])) {
+		b /= 1024;
+		u++;
+	}
+	snprintf(out, 32, u ? "%.1f %s" : "%.0f %s", b, unit[u]);
+}
+
+/* "a, b, c" of a JSON array of strings into `out`. */
+static void join_strings(const cJSON *a, char *out, size_t n)
+{
+	const cJSON *it;
+	size_t len = 0;
+
+	out[0] = '\0';
+	cJSON_ArrayForEach(it, a) {
+		int w;
+
+		if (!cJSON_IsString(it))
+			continue;
+		w = snprintf(out + len, n - len, "%s%s", len ? ", " : "", it->valuestring);
+		if (w < 0 || (size_t)w >= n - len)
+			break;
+		len += (size_t)w;
+	}
+}
+
+/* One line per mount: "PATH  STATE[: REASON] (rules: …), counters". */
+static void print_mount(const char *label, const cJSON *m)
+{
+	const char *state = jstr_or(m, "state", "?");
+	char rules[512], rd[32], wr[32];
+
+	printf("%-10s%s  %s", label, jstr_or(m, "path", "?"), state);
+	if (jstr(m, "reason"))
+		printf(": %s", jstr(m, "reason"));
+	join_strings(cJSON_GetObjectItemCaseSensitive(m, "rules"), rules, sizeof(rules));
+	if (rules[0])
+		printf(" (rules: %s)", rules);
+	if (!strcmp(state, "mounted") || !strcmp(state, "pending-unmount")) {
+		human_bytes(jnum(m, "bytes_read"), rd);
+		human_bytes(jnum(m, "bytes_written"), wr);
+		printf("; %s read, %s written, %.0f files opened, %.0f open now", rd, wr,
+		       jnum(m, "files_opened"), jnum(m, "open_handles"));
+	}
+	putchar('\n');
+}
+
+/* The warnings about a mount: files opened with keys since dropped, and
+ * processes that bypass the overlay. */
+static void print_mount_warnings(const cJSON *m)
+{
+	const char *path = jstr_or(m, "path", "?");
+	double after = jnum(m, "open_after_lock");
+	const cJSON *b;
+
+	if (after > 0)
+		printf("warning:  %s: %.0f file%s opened before the lock %s still open "
+		       "(readable until closed)\n", path, after, after == 1 ? "" : "s",
+		       after == 1 ? "is" : "are");
+	cJSON_ArrayForEach(b, cJSON_GetObjectItemCaseSensitive(m, "bypassing"))
+		printf("warning:  %s: pid %.0f (%s) was inside the folder before the overlay "
+		       "was mounted: it bypasses the overlay (what it writes there is not "
+		       "encrypted) until it leaves the folder or restarts\n", path,
+		       jnum(b, "pid"), jstr_or(b, "command", "?"));
+}
+
+static void print_mounts(const cJSON *mounts)
+{
+	const char *label = "mounts:";
+	const cJSON *it;
+
+	cJSON_ArrayForEach(it, mounts) {
+		if (cJSON_IsObject(it)) {
+			print_mount(label, it);
+			label = "";
+		}
+	}
+	if (*label)
+		puts("mounts:   none");
+	cJSON_ArrayForEach(it, mounts)
+		if (cJSON_IsObject(it))
+			print_mount_warnings(it);
 }
 
 static void print_status(const cJSON *r)
@@ -920,15 +1012,7 @@ static void print_status(const cJSON *r)
 	}
 	if (*label)
 		puts("rules:    none");
-	label = "mounts:";
-	cJSON_ArrayForEach(it, mounts) {
-		const char *s = cJSON_IsString(it) ? it->valuestring : jstr(it, "path");
-
-		printf("%-10s%s\n", label, s ? s : "?");
-		label = "";
-	}
-	if (*label)
-		puts("mounts:   none");
+	print_mounts(mounts);
 }
 
 static int cmd_status(int argc, char **argv)

@@ -29,6 +29,7 @@
 #include "daemon/agent.h"
 #include "daemon/fetch.h"
 #include "daemon/log.h"
+#include "daemon/mounts.h"
 #include "daemon/user.h"
 
 /* ---- fetch threads ------------------------------------------------------------------ */
@@ -78,6 +79,7 @@ struct agent {
 	ovc_config_opts copts;
 	ovc_config *cfg;
 	ovc_views *views;
+	ovc_mounts *mounts;      /* the overlays: daemon/mounts.h */
 	struct uent *users;
 	size_t nusers;
 	int lock_fd, listen_fd, sig_fd, wake[2];
@@ -412,6 +414,23 @@ static int utf8_valid(const char *s, size_t n)
 	return 1;
 }
 
+/* The status reply's "mounts", as `ue`'s user sees them. 0 or -ENOMEM. */
+static int status_mounts(struct agent *A, struct uent *ue, cJSON *o)
+{
+	uid_t uid = ovc_user_uid(ue->u);
+	ovc_view *v = ovc_views_get(A->views, uid);
+	size_t nr = 0;
+	const ovc_rule *r = ovc_user_rules(ue->u, &nr);
+	cJSON *ms = ovc_mounts_status(A->mounts, uid, v, r, nr, ovc_user_name(ue->u));
+
+	ovc_view_put(v);
+	if (!ms || !cJSON_ReplaceItemInObjectCaseSensitive(o, "mounts", ms)) {
+		cJSON_Delete(ms);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 static void handle(struct agent *A, size_t ci)
 {
 	struct conn *c = &A->conns[ci];
@@ -451,6 +470,10 @@ static void handle(struct agent *A, size_t ci)
 
 		if (o)
 			cJSON_AddStringToObject(o, "mode", A->o.mode == OVC_CONFIG_SYSTEM ? "system" : "user");
+		if (o && status_mounts(A, ue, o) != 0) {
+			cJSON_Delete(o);
+			o = NULL;
+		}
 		if (o)
 			reply(A, fd, 1, o);
 		else
@@ -868,6 +891,29 @@ static int open_socket(struct agent *A)
 	return 0;
 }
 
+/* The keys-drop hook (view.h): flush the overlays while keys exist. */
+static void keys_dropping(void *ctx, uid_t uid)
+{
+	ovc_mounts_flush_encrypted(ctx, uid);
+}
+
+/* Mount the overlays the published views ask for. A mount that fails is
+ * logged and kept in status; only ENOMEM stops the agent. */
+static int start_mounts(struct agent *A)
+{
+	ovc_mounts_opts mo = { 0 };
+
+	mo.views = A->views;
+	mo.system = A->o.mode == OVC_CONFIG_SYSTEM;
+	mo.allow_other = A->cfg->mount_allow_other;
+	if (ovc_mounts_new(&mo, &A->mounts) != 0) {
+		ovc_log_error("cannot start: out of memory");
+		return -ENOMEM;
+	}
+	ovc_views_set_keys_drop_hook(A->views, keys_dropping, A->mounts);
+	return ovc_mounts_sync(A->mounts, time(NULL), 0);
+}
+
 static void reload(struct agent *A)
 {
 	ovc_config *nc = NULL;
@@ -880,9 +926,10 @@ static void reload(struct agent *A)
 		return;
 	}
 	if (nc->nusers != A->cfg->nusers || nc->nmount_paths != A->cfg->nmount_paths ||
+	    nc->mount_allow_other != A->cfg->mount_allow_other ||
 	    strcmp(nc->cache_dir, A->cfg->cache_dir) || strcmp(nc->runtime_dir, A->cfg->runtime_dir) ||
 	    (nc->user && strcmp(nc->user, A->cfg->user)))
-		ovc_log_warn("users, mounts, user, cache_dir and runtime_dir apply at the next start");
+		ovc_log_warn("users, [mount] path and allow_other, user, cache_dir and runtime_dir apply at the next start");
 	for (size_t i = 0; i < A->nusers; i++)
 		if (ovc_user_set_source(A->users[i].u, nc->policy_url, pks, nc->norg_public_keys))
 			ovc_log_error("out of memory applying the new config");
@@ -924,6 +971,11 @@ static void shutdown_agent(struct agent *A)
 	/* connections first: closing one looks through the users' waiters */
 	while (A->nconns)
 		conn_close(A, A->nconns - 1);
+	/* the overlays go before the keys they use are wiped */
+	if (A->views)
+		ovc_views_set_keys_drop_hook(A->views, NULL, NULL);
+	ovc_mounts_free(A->mounts);
+	A->mounts = NULL;
 	for (size_t i = 0; i < A->nusers; i++) {
 		struct uent *ue = &A->users[i];
 
@@ -1003,14 +1055,18 @@ int ovc_agent_run(const ovc_agent_opts *o)
 		ovc_log_error("cannot start: %s", strerror(errno ? errno : ENOMEM));
 		goto out;
 	}
-	/* caches and skeletons first, then the socket, then the fetches */
+	/* caches and skeletons first, then the overlays (locked or not: fail
+	 * closed), then the socket, then the fetches */
 	if (add_users(A, pks) != 0 && !A->nusers)
+		goto out;
+	if (start_mounts(A) != 0)
 		goto out;
 	if (open_socket(A) != 0)
 		goto out;
-	ovc_log_info("started (%s mode, %zu user%s, socket %s, policies from %s)",
+	ovc_log_info("started (%s mode, %zu user%s, %zu overlay%s, socket %s, policies from %s)",
 		     o->mode == OVC_CONFIG_SYSTEM ? "system" : "user", A->nusers,
-		     A->nusers == 1 ? "" : "s", A->sock_path, A->cfg->policy_url);
+		     A->nusers == 1 ? "" : "s", ovc_mounts_count(A->mounts),
+		     ovc_mounts_count(A->mounts) == 1 ? "" : "s", A->sock_path, A->cfg->policy_url);
 	if (o->ready_fd >= 0) {
 		if (write(o->ready_fd, "r", 1) != 1)
 			ovc_log_warn("cannot tell the parent we are ready");
@@ -1043,6 +1099,8 @@ int ovc_agent_run(const ovc_agent_opts *o)
 			while (read(A->sig_fd, &si, sizeof(si)) == sizeof(si)) {
 				if (si.ssi_signo == SIGHUP) {
 					reload(A);
+					/* and retry failed mounts now */
+					ovc_mounts_sync(A->mounts, time(NULL), 1);
 				} else if (si.ssi_signo != SIGPIPE) {
 					ovc_log_info("signal %u: stopping", si.ssi_signo);
 					status = 0;
@@ -1071,6 +1129,9 @@ int ovc_agent_run(const ovc_agent_opts *o)
 			while (conn_accept(A) == 0)
 				;
 		timers(A);
+		/* after any change of views, and each second: new and dropped
+		 * folders, pending unmounts, retries, dead sessions */
+		ovc_mounts_sync(A->mounts, time(NULL), 0);
 	}
 out:
 	shutdown_agent(A);

@@ -4,10 +4,14 @@
  * socket (docs/control-protocol.md), timers and signals.
  *
  * Start-up order (DESIGN.md): take the lock file in the runtime folder, load
- * each user's cache or rule skeleton and publish their views, then open the
- * control socket, then fetch. SIGTERM and SIGINT stop it (keys wiped, views
+ * each user's cache or rule skeleton and publish their views, mount the
+ * overlays those views ask for (daemon/mounts.h; stale ones of a killed
+ * predecessor removed first), then open the control socket, then fetch.
+ * The overlays follow the views after every event and on the 1 s tick.
+ * SIGTERM and SIGINT stop it (overlays unmounted, then keys wiped, views
  * withdrawn); SIGHUP re-reads the config (the server settings and the log
- * level apply at once; other changes are logged as needing a restart).
+ * level apply at once; other changes are logged as needing a restart) and
+ * retries failed mounts at once.
  *
  * Threads: the main thread owns every user's state and the socket; each
  * user has a fetch thread that only moves bytes (ovc_fetch_policy) and

@@ -36,6 +36,12 @@
  *                            comma-separated list whose items are user
  *                            names or "@group" ("alice, bob", "@staff")
  *   [mount]  path            repeatable: a folder to overlay
+ *            allow_other     yes | no (default no): user mode mounts with
+ *                            allow_other + default_permissions, so that
+ *                            other users' processes (and root's) reach the
+ *                            overlay; needs user_allow_other in
+ *                            /etc/fuse.conf when not root. System mode
+ *                            always mounts so; there the key changes nothing
  *   [log]    level           error | warning | info (default) | debug
  *
  * Values. Every path must be absolute: there is no "~" expansion and no
@@ -141,6 +147,7 @@ typedef struct ovc_config {
 
 	/* [mount] */
 	char **mount_paths;  size_t nmount_paths;  /* in file order, distinct */
+	int mount_allow_other;             /* [mount] allow_other = yes */
 
 	/* [log] */
 	enum ovc_log_level log_level;      /* default OVC_LOG_INFO */

@@ -920,6 +920,12 @@ static cJSON *rule_json(const ovc_rule *r)
 	return o;
 }
 
+const ovc_rule *ovc_user_rules(const ovc_user *u, size_t *n)
+{
+	*n = u->policy ? u->policy->nrules : u->nskel;
+	return *n ? (u->policy ? u->policy->rules : u->skel) : NULL;
+}
+
 cJSON *ovc_user_status(const ovc_user *u, time_t now)
 {
 	cJSON *o = cJSON_CreateObject(), *pol, *ref, *rules;

@@ -100,6 +100,11 @@ enum ovc_user_outcome ovc_user_fetched(ovc_user *u, int rc,
 				       const ovc_err *fe, time_t now,
 				       int *fresh, ovc_err *e);
 
+/* The rules in force: the applied policy's, or the rule skeleton's (*n 0
+ * and NULL when neither). Borrowed until the next call that applies a
+ * policy (ovc_user_fetched()). */
+const ovc_rule *ovc_user_rules(const ovc_user *u, size_t *n);
+
 /* The applied policy's serial (0: none). */
 uint64_t ovc_user_serial(const ovc_user *u);
 

@@ -3,7 +3,9 @@
  *
  * One mutex guards the table; it is held only to find a slot and to swap or
  * copy a pointer, never while a view is built or freed (a view that loses
- * its last reference is freed after the lock is dropped).
+ * its last reference is freed after the lock is dropped) and never while
+ * the keys-drop hook runs (it flushes overlays, whose threads ask for
+ * views).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -179,9 +181,11 @@ struct slot {
 };
 
 struct ovc_views {
-	pthread_mutex_t mu;
+	pthread_mutex_t mu;          /* guards everything below */
 	struct slot *slots;
 	size_t n, cap;
+	void (*drop_fn)(void *ctx, uid_t uid);  /* the keys-drop hook */
+	void *drop_ctx;
 };
 
 ovc_views *ovc_views_new(void)
@@ -217,11 +221,43 @@ static struct slot *slot_find(ovc_views *vs, uid_t uid)
 	return NULL;
 }
 
+void ovc_views_set_keys_drop_hook(ovc_views *vs,
+				  void (*fn)(void *ctx, uid_t uid), void *ctx)
+{
+	pthread_mutex_lock(&vs->mu);
+	vs->drop_fn = fn;
+	vs->drop_ctx = fn ? ctx : NULL;
+	pthread_mutex_unlock(&vs->mu);
+}
+
+/* Call the keys-drop hook when the published view of `uid` holds keys and
+ * its successor (`next_ready`: is it READY?) will not. Takes and drops the
+ * lock: the hook runs outside it. */
+static void keys_drop(ovc_views *vs, uid_t uid, int next_ready)
+{
+	void (*fn)(void *ctx, uid_t uid) = NULL;
+	void *ctx = NULL;
+	struct slot *s;
+
+	if (next_ready)
+		return;
+	pthread_mutex_lock(&vs->mu);
+	s = slot_find(vs, uid);
+	if (s && s->view && s->view->state == OVC_VIEW_READY && vs->drop_fn) {
+		fn = vs->drop_fn;
+		ctx = vs->drop_ctx;
+	}
+	pthread_mutex_unlock(&vs->mu);
+	if (fn)
+		fn(ctx, uid);
+}
+
 int ovc_views_publish(ovc_views *vs, ovc_view *v)
 {
 	ovc_view *old = NULL;
 	struct slot *s;
 
+	keys_drop(vs, v->uid, v->state == OVC_VIEW_READY);
 	pthread_mutex_lock(&vs->mu);
 	s = slot_find(vs, v->uid);
 	if (!s) {
@@ -253,6 +289,7 @@ void ovc_views_remove(ovc_views *vs, uid_t uid)
 	ovc_view *old = NULL;
 	struct slot *s;
 
+	keys_drop(vs, uid, 0);
 	pthread_mutex_lock(&vs->mu);
 	s = slot_find(vs, uid);
 	if (s) {

@@ -117,6 +117,20 @@ int ovc_views_publish(ovc_views *vs, ovc_view *v);
 /* Remove the view of `uid` (no-op when none). */
 void ovc_views_remove(ovc_views *vs, uid_t uid);
 
+/* The keys-drop hook: called by ovc_views_publish() and ovc_views_remove()
+ * when the view of `uid` in the table is READY and the one replacing it is
+ * not (or there is none), before the swap and outside the table lock, in
+ * the thread that publishes: the old view, and so its keys, is still the
+ * published one while `fn` runs (the agent flushes the overlays' cached
+ * plaintext then, DESIGN.md "Locking ... flushes and invalidates cached
+ * encrypted inodes while the keys still exist"). `fn` may call
+ * ovc_views_get() but must not publish or remove. NULL `fn` clears it.
+ * Publishing is meant to come from one thread (the agent's main thread): a
+ * concurrent publish for the same uid may swap in between the hook and the
+ * swap. */
+void ovc_views_set_keys_drop_hook(ovc_views *vs,
+				  void (*fn)(void *ctx, uid_t uid), void *ctx);
+
 /* The current view of `uid` with a new reference (ovc_view_put() it), or
  * NULL when the uid is not served. */
 ovc_view *ovc_views_get(ovc_views *vs, uid_t uid);

@@ -335,6 +335,34 @@ static void test_timeout(void **state)
 	user_fails(HEAD "timeout = 07\n", "t.conf:4: bad timeout '07': whole seconds, 1 to 600", NULL);
 }
 
+static void test_allow_other(void **state)
+{
+	ovc_config_opts o = user_opts();
+	ovc_config_opts so = system_opts();
+	ovc_config *c;
+
+	(void)state;
+	c = mem_ok(HEAD, &o);
+	assert_int_equal(c->mount_allow_other, 0);
+	ovc_config_free(c);
+	c = mem_ok(HEAD "[mount]\nallow_other = yes\npath = /m\n", &o);
+	assert_int_equal(c->mount_allow_other, 1);
+	assert_int_equal(c->nmount_paths, 1);
+	ovc_config_free(c);
+	c = mem_ok(HEAD "[mount]\nallow_other = no\n", &o);
+	assert_int_equal(c->mount_allow_other, 0);
+	ovc_config_free(c);
+	c = mem_ok(HEAD "[client]\nusers = alice\n[mount]\nallow_other = yes\n", &so);
+	assert_int_equal(c->mount_allow_other, 1);
+	ovc_config_free(c);
+	user_fails(HEAD "[mount]\nallow_other = true\n",
+		   "t.conf:5: bad allow_other 'true': yes or no", NULL);
+	user_fails(HEAD "[mount]\nallow_other = yes\nallow_other = no\n",
+		   "t.conf:6: duplicate key 'allow_other' in [mount] (first at line 5)", NULL);
+	user_fails(HEAD "allow_other = yes\n",
+		   "t.conf:4: unknown key 'allow_other' in [server]", NULL);
+}
+
 static void test_syntax_errors(void **state)
 {
 	(void)state;
@@ -718,6 +746,7 @@ int main(void)
 		cmocka_unit_test(test_defaults_system),
 		cmocka_unit_test(test_every_key),
 		cmocka_unit_test(test_timeout),
+		cmocka_unit_test(test_allow_other),
 		cmocka_unit_test(test_syntax_errors),
 		cmocka_unit_test(test_nul_and_long),
 		cmocka_unit_test(test_value_errors),

@@ -4,8 +4,10 @@
  * Views and their refcounts; the shared rules and keys boxes (a view held
  * by a reader keeps its keys readable across a republish, until its last
  * put); READY without keys becomes LOCKED; touch / last access; the union
- * of guard folders (sorted, each once); remove; and readers racing a
- * writer that republishes 10,000 times.
+ * of guard folders (sorted, each once); remove; the keys-drop hook (called
+ * while the old, keyed view is still published, only when a READY view
+ * gives way to one without keys); and readers racing a writer that
+ * republishes 10,000 times.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -315,6 +317,107 @@ static void test_remove(void **state)
 	ovc_views_free(vs);
 }
 
+/* What the keys-drop hook saw: each call's uid, and the view of that uid
+ * published at the time of the call (it must still be the keyed one). */
+struct drop_seen {
+	ovc_views *vs;
+	int calls;
+	uid_t uid;
+	ovc_view_state state_then;
+	int had_keys_then;
+	size_t nkeys_then;
+};
+
+static void drop_hook(void *ctx, uid_t uid)
+{
+	struct drop_seen *d = ctx;
+	ovc_view *v = ovc_views_get(d->vs, uid);   /* no deadlock: lock not held */
+
+	d->calls++;
+	d->uid = uid;
+	d->state_then = v ? v->state : OVC_VIEW_NO_POLICY;
+	d->had_keys_then = v && v->keys;
+	d->nkeys_then = v && v->keys ? v->keys->n : 0;
+	ovc_view_put(v);
+}
+
+static ovc_view *view_in(uid_t uid, ovc_view_state st, ovc_view_keys *k)
+{
+	ovc_view *v = ovc_view_new(uid, "u", st, 1, NULL, NULL, k, NULL, 0);
+
+	assert_non_null(v);
+	return v;
+}
+
+static void test_keys_drop_hook(void **state)
+{
+	ovc_views *vs = ovc_views_new();
+	ovc_view_keys *k = ovc_view_keys_new(keys(2));
+	struct drop_seen d = { .vs = vs };
+
+	(void)state;
+	ovc_views_set_keys_drop_hook(vs, drop_hook, &d);
+
+	/* First view of a uid, and LOCKED -> READY: nothing is dropped. */
+	assert_int_equal(ovc_views_publish(vs, view_in(7, OVC_VIEW_LOCKED, NULL)), 0);
+	assert_int_equal(ovc_views_publish(vs, view_in(7, OVC_VIEW_READY, k)), 0);
+	assert_int_equal(d.calls, 0);
+	/* READY -> READY (a new policy, same unlock): keys stay, no call. */
+	assert_int_equal(ovc_views_publish(vs, view_in(7, OVC_VIEW_READY, k)), 0);
+	assert_int_equal(d.calls, 0);
+
+	/* READY -> LOCKED (overcrypt lock): one call, the keyed view still
+	 * published while it runs. */
+	assert_int_equal(ovc_views_publish(vs, view_in(7, OVC_VIEW_LOCKED, NULL)), 0);
+	assert_int_equal(d.calls, 1);
+	assert_int_equal(d.uid, 7);
+	assert_int_equal(d.state_then, OVC_VIEW_READY);
+	assert_true(d.had_keys_then);
+	assert_int_equal(d.nkeys_then, 2);
+	/* LOCKED -> EXPIRED, LOCKED -> LOCKED: no keys to drop, no call. */
+	assert_int_equal(ovc_views_publish(vs, view_in(7, OVC_VIEW_EXPIRED, NULL)), 0);
+	assert_int_equal(ovc_views_publish(vs, view_in(7, OVC_VIEW_LOCKED, NULL)), 0);
+	assert_int_equal(d.calls, 1);
+
+	/* READY -> EXPIRED (expiry drops the keys): a call. */
+	assert_int_equal(ovc_views_publish(vs, view_in(7, OVC_VIEW_READY, k)), 0);
+	assert_int_equal(ovc_views_publish(vs, view_in(7, OVC_VIEW_EXPIRED, NULL)), 0);
+	assert_int_equal(d.calls, 2);
+	assert_int_equal(d.state_then, OVC_VIEW_READY);
+
+	/* READY "without keys" is LOCKED (ovc_view_new): a call. */
+	assert_int_equal(ovc_views_publish(vs, view_in(7, OVC_VIEW_READY, k)), 0);
+	assert_int_equal(ovc_views_publish(vs, view_in(7, OVC_VIEW_READY, NULL)), 0);
+	assert_int_equal(d.calls, 3);
+
+	/* Another uid's change is its own: uid 8 READY -> LOCKED names 8. */
+	assert_int_equal(ovc_views_publish(vs, view_in(8, OVC_VIEW_READY, k)), 0);
+	assert_int_equal(ovc_views_publish(vs, view_in(8, OVC_VIEW_NO_POLICY, NULL)), 0);
+	assert_int_equal(d.calls, 4);
+	assert_int_equal(d.uid, 8);
+
+	/* Remove: a READY view removed drops keys (one call); a LOCKED one,
+	 * an absent uid, or a second remove do not. */
+	assert_int_equal(ovc_views_publish(vs, view_in(7, OVC_VIEW_READY, k)), 0);
+	ovc_views_remove(vs, 7);
+	assert_int_equal(d.calls, 5);
+	assert_int_equal(d.uid, 7);
+	assert_true(d.had_keys_then);
+	ovc_views_remove(vs, 7);
+	ovc_views_remove(vs, 8);
+	ovc_views_remove(vs, 99);
+	assert_int_equal(d.calls, 5);
+
+	/* Cleared: no more calls. */
+	ovc_views_set_keys_drop_hook(vs, NULL, &d);
+	assert_int_equal(ovc_views_publish(vs, view_in(7, OVC_VIEW_READY, k)), 0);
+	assert_int_equal(ovc_views_publish(vs, view_in(7, OVC_VIEW_LOCKED, NULL)), 0);
+	assert_int_equal(d.calls, 5);
+
+	ovc_view_keys_unref(k);
+	ovc_views_free(vs);
+}
+
 static void test_touch(void **state)
 {
 	ovc_views *vs = ovc_views_new();
@@ -511,6 +614,7 @@ int main(void)
 		cmocka_unit_test(test_republish_keeps_readers_keys),
 		cmocka_unit_test(test_keys_shared_by_views),
 		cmocka_unit_test(test_remove),
+		cmocka_unit_test(test_keys_drop_hook),
 		cmocka_unit_test(test_touch),
 		cmocka_unit_test(test_guard_folders),
 		cmocka_unit_test(test_concurrency),
