@@ -133,7 +133,7 @@ demo: all
 	bash tests/demo.sh $(BUILD)
 
 demo-stop:
-	@p=/tmp/overcrypt-demo.pid; if [ -f $$p ]; then kill $$(cat $$p) 2>/dev/null && echo "agent stopped"; rm -f $$p; else echo "no demo agent runs"; fi
+	@bash tests/demo-stop.sh
 
 # --- benchmarks ---------------------------------------------------------------
 bench: all $(BENCH_BINS) $(TOOL_BINS)

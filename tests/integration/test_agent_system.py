@@ -139,6 +139,9 @@ def world(build):
             ETC_CONF.unlink()
         if etc_made and ETC_DIR.exists():
             shutil.rmtree(ETC_DIR)
+        if w.__dict__.get("shared_root"):
+            subprocess.run(["umount", "-l", str(base / "raw")], capture_output=True)
+            shutil.rmtree(w.shared_root, ignore_errors=True)
         for n in made_users:
             subprocess.run(["userdel", "-r", n], capture_output=True)
             subprocess.run(["userdel", n], capture_output=True)
@@ -176,6 +179,11 @@ def world(build):
             st = os.stat(u.keystore)
             assert st.st_uid == u.uid
         w.vault = f"/srv/ovct{tag}/"
+        # the overlay's tests: one private asset over a folder both use (a
+        # key each), and a folder shared for bob and public for alice
+        w.shared_root = pathlib.Path(f"/srv/ovct{tag}t")
+        w.team = w.shared_root / "team"
+        w.mixed = w.shared_root / "mixed"
         w.org.append(f"""
 [group staff]
 members = {w.alice.name}, {w.bob.name}
@@ -195,6 +203,24 @@ groups = staff
 type = private
 path = /home/%USERNAME%/Private/
 groups = staff
+
+[group bobs{tag}]
+members = {w.bob.name}
+
+[asset team{tag}]
+type = private
+path = {w.team}/
+groups = staff
+
+[asset mixed{tag}]
+type = shared
+path = {w.mixed}/
+groups = bobs{tag}
+
+[asset mixedpub{tag}]
+type = public
+path = {w.mixed}/
+users = {w.alice.name}
 """)
         w.pub = w.org.publish(base / "pub")
         for u in (w.alice, w.bob):
@@ -655,3 +681,129 @@ runtime_dir = {run_dir}
     rep = sanitizer_report(log)
     assert rep is None, f"overcryptd: sanitizer report ({rep}):\n{log}"
     assert proc.returncode == 0, log
+
+
+# --- the overlay in system mode ---------------------------------------------------------
+
+def sh_as(user, script, *args, timeout=30):
+    return as_user(user.name, ["/bin/sh", "-c", script, "sh", *[str(a) for a in args]],
+                   user.home, timeout=timeout)
+
+
+def wait_mounted(path, a, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if any(l.split()[1] == str(path) and l.split()[2].startswith("fuse")
+               for l in open("/proc/mounts")):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{path} not mounted:\n{a.log()}")
+
+
+@pytest.fixture
+def overlaid(world, sysagent):
+    """Both users served and unlocked, team/ and mixed/ mounted; the backing
+    seen through a bind mount made before the agent started."""
+    for d in (world.team, world.mixed):
+        d.mkdir(parents=True, exist_ok=True)
+        os.chmod(d, 0o1777)
+    raw = world.base / "raw"
+    raw.mkdir(exist_ok=True)
+    subprocess.run(["umount", "-l", str(raw)], capture_output=True)
+    subprocess.run(["mount", "--bind", str(world.shared_root), str(raw)], check=True)
+    subprocess.run(["mount", "--make-private", str(raw)], check=True)
+    a = sysagent()
+    for u in (world.alice, world.bob):
+        a.wait_policy(u)
+        p = unlock(u)
+        assert p.returncode == 0, p.out + p.err
+    wait_mounted(world.team, a)
+    wait_mounted(world.mixed, a)
+    a.raw = raw
+    yield a
+    a.stop()
+    subprocess.run(["umount", "-l", str(raw)], capture_output=True)
+
+
+def key_id(path):
+    data = pathlib.Path(path).read_bytes()
+    assert data[:8] == b"OVCRYPT1", (path, data[:16])
+    return data[16:32]
+
+
+def test_private_asset_each_user_their_own_key(world, overlaid):
+    a, alice, bob = overlaid, world.alice, world.bob
+    tag = secrets.token_hex(3)
+    fa, fb = world.team / f"a{tag}.txt", world.team / f"b{tag}.txt"
+    p = sh_as(alice, 'echo "alice-secret-$2" > "$1"', fa, tag)
+    assert p.returncode == 0, p.err
+    p = sh_as(bob, 'echo "bob-secret-$2" > "$1"', fb, tag)
+    assert p.returncode == 0, p.err
+    # files belong to their writers, as on a local file system
+    assert os.stat(fa).st_uid == alice.uid and os.stat(fb).st_uid == bob.uid
+    # on disk: encrypted, under two different keys
+    ka, kb = key_id(a.raw / "team" / fa.name), key_id(a.raw / "team" / fb.name)
+    assert ka != kb
+    for f in (fa, fb):
+        assert b"secret" not in (a.raw / "team" / f.name).read_bytes()
+    # each reads their own; neither the other's (mode bits allow it: 0644)
+    assert sh_as(alice, 'cat "$1"', fa).out == f"alice-secret-{tag}\n"
+    assert sh_as(bob, 'cat "$1"', fb).out == f"bob-secret-{tag}\n"
+    p = sh_as(bob, 'cat "$1"', fa)
+    assert p.returncode != 0 and "Permission denied" in p.err, (p.out, p.err)
+    assert "alice-secret" not in p.out
+    # even while alice holds it open and its plaintext is in the page cache
+    holder = subprocess.Popen(["runuser", "-u", alice.name, "--", "/usr/bin/python3", "-c",
+                               "import sys; f = open(sys.argv[1]); print(f.read(), flush=True);"
+                               " sys.stdin.read()", str(fa)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().decode().startswith("alice-secret")
+        p = sh_as(bob, 'cat "$1"', fa)
+        assert p.returncode != 0 and "Permission denied" in p.err, (p.out, p.err)
+        p = sh_as(bob, 'echo overwrite >> "$1"', fa)
+        assert p.returncode != 0, "bob wrote into alice's file"
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=10)
+    assert sh_as(alice, 'cat "$1"', fa).out == f"alice-secret-{tag}\n"
+
+
+def test_folder_public_for_one_shared_for_the_other(world, overlaid):
+    a, alice, bob = overlaid, world.alice, world.bob
+    tag = secrets.token_hex(3)
+    fa, fb = world.mixed / f"pa{tag}.txt", world.mixed / f"pb{tag}.txt"
+    assert sh_as(alice, 'echo "alice-plain-$2" > "$1"', fa, tag).returncode == 0
+    assert sh_as(bob, 'echo "bob-enc-$2" > "$1"', fb, tag).returncode == 0
+    # each stored by the writer's rule
+    assert (a.raw / "mixed" / fa.name).read_bytes() == f"alice-plain-{tag}\n".encode()
+    key_id(a.raw / "mixed" / fb.name)
+    assert b"bob-enc" not in (a.raw / "mixed" / fb.name).read_bytes()
+    # bob reads both; alice reads hers but not bob's encrypted file
+    assert sh_as(bob, 'cat "$1" "$2"', fa, fb).out == f"alice-plain-{tag}\nbob-enc-{tag}\n"
+    p = sh_as(alice, 'cat "$1"', fb)
+    assert p.returncode != 0 and "Permission denied" in p.err
+
+
+def test_locked_user_refused_while_the_other_works(world, overlaid):
+    a, alice, bob = overlaid, world.alice, world.bob
+    tag = secrets.token_hex(3)
+    fa = world.team / f"l{tag}.txt"
+    assert sh_as(alice, 'echo "before-$2" > "$1"', fa, tag).returncode == 0
+    p = alice.oc("lock")
+    assert p.returncode == 0, p.out + p.err
+    p = sh_as(alice, 'cat "$1"', fa)
+    assert p.returncode != 0 and "Permission denied" in p.err
+    # alice may not write plaintext there either; nothing is created
+    p = sh_as(alice, 'echo "locked-$2" > "$1"', world.team / f"n{tag}.txt", tag)
+    assert p.returncode != 0
+    assert not (a.raw / "team" / f"n{tag}.txt").exists()
+    # bob is unaffected
+    fb = world.team / f"m{tag}.txt"
+    assert sh_as(bob, 'echo "bob-$2" > "$1"', fb, tag).returncode == 0
+    assert sh_as(bob, 'cat "$1"', fb).out == f"bob-{tag}\n"
+    # a user without any view (not served) gets no plaintext write either
+    carol = world.carol
+    p = sh_as(carol, 'echo "carol-$2" > "$1"', world.team / f"c{tag}.txt", tag)
+    assert p.returncode != 0
+    assert not (a.raw / "team" / f"c{tag}.txt").exists()
