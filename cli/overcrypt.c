@@ -1165,6 +1165,90 @@ static int cmd_which(int argc, char **argv)
 	return 0;
 }
 
+static int help_repair(void)
+{
+	puts("Usage: overcrypt repair [--dry-run] [--force] FILE...\n"
+	     "Bring encrypted files with a torn tail (a crash during a write; reads\n"
+	     "near the end fail with an input/output error naming the block) back to a\n"
+	     "readable state: the agent cuts each back to its longest authenticated\n"
+	     "prefix, using your keys. FILE is a path in a folder the agent overlays\n"
+	     "(made absolute, no link followed); close it first.\n\n"
+	     "      --dry-run      only say what would be cut\n"
+	     "      --force        also cut when a damaged block has intact blocks after\n"
+	     "                     it (that is no torn tail: everything after the damage\n"
+	     "                     is lost)\n"
+	     "      --config FILE  read this config instead of the default files\n"
+	     "  -h, --help         show this help\n\n"
+	     "Exit status: 0 when every file is intact or was repaired, 1 otherwise.");
+	return 0;
+}
+
+static int repair_one(const ovc_config *cfg, const char *arg, int force, int dry)
+{
+	char path[PATH_MAX];
+	cJSON *req, *reply = NULL;
+	ovc_err e;
+	int rc = absolute_path(arg, path, sizeof(path));
+
+	if (rc) {
+		cli_err("%s: %s", arg, strerror(-rc));
+		return EXIT_WORK;
+	}
+	req = cJSON_CreateObject();
+	if (!req || !cJSON_AddStringToObject(req, "path", path) ||
+	    !cJSON_AddBoolToObject(req, "force", force) ||
+	    !cJSON_AddBoolToObject(req, "dry_run", dry)) {
+		cJSON_Delete(req);
+		cli_err("out of memory");
+		return EXIT_WORK;
+	}
+	rc = agent_call(cfg, "repair", req, 120000, 0, &reply, &e);
+	if (rc) {
+		cJSON_Delete(reply);
+		return EXIT_WORK;
+	}
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "intact")))
+		printf("%s: intact (%.0f blocks)\n", arg, jnum(reply, "slots"));
+	else
+		printf("%s: %s back to %.0f bytes (%.0f of %.0f blocks kept; block %.0f was the first that failed)%s\n",
+		       arg, dry ? "would be cut" : "cut", jnum(reply, "size"), jnum(reply, "kept"),
+		       jnum(reply, "slots"), jnum(reply, "first_bad"),
+		       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "resealed"))
+		       ? "; the new last block resealed" : "");
+	cJSON_Delete(reply);
+	return 0;
+}
+
+static int cmd_repair(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "force", no_argument, NULL, 'f' },
+		AGENT_OPTS
+	};
+	ovc_config *cfg = NULL;
+	int c, rc, force = 0, dry = 0, bad = 0;
+
+	while ((c = agent_getopt(argc, argv, "+h", opts)) != -1) {
+		switch (c) {
+		case 'h': return help_repair();
+		case 'n': dry = 1; break;
+		case 'f': force = 1; break;
+		default: return cli_usage("repair", "bad option");
+		}
+	}
+	if (argc == optind)
+		return cli_usage("repair", "FILE is required");
+	rc = load_config(&cfg);
+	if (rc)
+		return rc;
+	for (int i = optind; i < argc; i++)
+		if (repair_one(cfg, argv[i], force, dry))
+			bad = 1;
+	ovc_config_free(cfg);
+	return bad ? EXIT_WORK : 0;
+}
+
 static int help_refresh(void)
 {
 	puts("Usage: overcrypt refresh\n"
@@ -1402,6 +1486,7 @@ static const struct command {
 	{ "enroll", cmd_enroll, "create your identity in a new keystore" },
 	{ "status", cmd_status, "show what the agent is doing" },
 	{ "which", cmd_which, "show which rule applies to a path, and why" },
+	{ "repair", cmd_repair, "cut a torn tail of encrypted files (after a crash)" },
 	{ "refresh", cmd_refresh, "make the agent fetch your policy now" },
 	{ "lock", cmd_lock, "make the agent forget your keys" },
 	{ "unlock", cmd_unlock, "open your keystore and give the agent your keys" },

@@ -431,6 +431,57 @@ static int status_mounts(struct agent *A, struct uent *ue, cJSON *o)
 	return 0;
 }
 
+/* `overcrypt repair`: cut a torn tail of an encrypted file in one of our
+ * overlays, with the keys of the user's view (fusefs/overlay.h). Runs on
+ * the main thread: it reads the file once. */
+static void do_repair(struct agent *A, int fd, struct uent *ue, const cJSON *req)
+{
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(req, "path");
+	const cJSON *force = cJSON_GetObjectItemCaseSensitive(req, "force");
+	const cJSON *dry = cJSON_GetObjectItemCaseSensitive(req, "dry_run");
+	char norm[PATH_MAX];
+	ovc_repair_report r;
+	ovc_overlay *ov;
+	ovc_err e = { 0 };
+	cJSON *o;
+	int rc;
+
+	if (!cJSON_IsString(p) || p->valuestring[0] != '/' ||
+	    ovc_path_normalise(p->valuestring, norm, sizeof(norm)) != 0) {
+		reply_err(A, fd, "invalid", -1, "repair needs an absolute \"path\"");
+		return;
+	}
+	ov = ovc_mounts_find(A->mounts, norm);
+	if (!ov) {
+		reply_err(A, fd, "invalid", -1, "%s is in no folder this agent overlays", norm);
+		return;
+	}
+	rc = ovc_overlay_repair(ov, norm, ovc_user_uid(ue->u), cJSON_IsTrue(force),
+				cJSON_IsTrue(dry), &r, &e);
+	if (rc < 0) {
+		reply_err(A, fd, rc == -ENOMEM ? "internal" : rc == -EACCES ? "nokey" : "failed",
+			  -1, "%s", e.msg[0] ? e.msg : strerror(-rc));
+		return;
+	}
+	ovc_log_info("%s: repair%s by uid %u: %s", norm, cJSON_IsTrue(dry) ? " (dry run)" : "",
+		     (unsigned)ovc_user_uid(ue->u), r.intact ? "intact" : "torn tail cut");
+	o = cJSON_CreateObject();
+	if (!o || !cJSON_AddStringToObject(o, "path", norm) ||
+	    !cJSON_AddBoolToObject(o, "intact", r.intact) ||
+	    !cJSON_AddBoolToObject(o, "dry_run", cJSON_IsTrue(dry)) ||
+	    !cJSON_AddNumberToObject(o, "slots", (double)r.slots) ||
+	    !cJSON_AddNumberToObject(o, "kept", (double)r.kept) ||
+	    !cJSON_AddNumberToObject(o, "first_bad", (double)r.first_bad) ||
+	    !cJSON_AddNumberToObject(o, "good_after", (double)r.good_after) ||
+	    !cJSON_AddNumberToObject(o, "size", (double)r.size_after) ||
+	    !cJSON_AddBoolToObject(o, "resealed", r.resealed)) {
+		cJSON_Delete(o);
+		reply_err(A, fd, "internal", -1, "out of memory");
+		return;
+	}
+	reply(A, fd, 1, o);
+}
+
 static void handle(struct agent *A, size_t ci)
 {
 	struct conn *c = &A->conns[ci];
@@ -490,6 +541,8 @@ static void handle(struct agent *A, size_t ci)
 		} else {
 			reply_err(A, fd, e.code == -ENOMEM ? "internal" : "invalid", -1, "%s", e.msg);
 		}
+	} else if (!strcmp(k, "repair")) {
+		do_repair(A, fd, ue, req);
 	} else if (!strcmp(k, "refresh")) {
 		if (ue->nwait == OVC_CTL_MAX_CONNS || fetch_start(A, ue)) {
 			reply_err(A, fd, "internal", -1, "cannot start a fetch now");
@@ -524,7 +577,7 @@ static void handle(struct agent *A, size_t ci)
 	} else if (!strcmp(k, "unlock")) {
 		do_unlock(A, fd, ue, req);
 	} else {
-		reply_err(A, fd, "invalid", -1, "unknown command (status, which, refresh, lock, "
+		reply_err(A, fd, "invalid", -1, "unknown command (status, which, repair, refresh, lock, "
 			  "unlock-check, unlock-failed, unlock)");
 	}
 	cJSON_Delete(req);

@@ -872,6 +872,28 @@ int ovc_mounts_sync(ovc_mounts *m, time_t now, int force)
 	return 0;
 }
 
+ovc_overlay *ovc_mounts_find(const ovc_mounts *m, const char *path)
+{
+	ovc_overlay *best = NULL;
+	size_t best_len = 0;
+
+	for (size_t i = 0; m && i < m->n; i++) {
+		const struct mnt *x = m->v[i];
+		size_t l;
+
+		if (!x->ov)
+			continue;
+		l = strlen(x->path);
+		if (strncmp(path, x->path, l) == 0 && (path[l] == '/' || path[l] == 0 ||
+						       (l == 1 && x->path[0] == '/')) &&
+		    l >= best_len) {
+			best = x->ov;
+			best_len = l;
+		}
+	}
+	return best;
+}
+
 void ovc_mounts_flush_encrypted(ovc_mounts *m, uid_t uid)
 {
 	for (size_t i = 0; m && i < m->n; i++) {

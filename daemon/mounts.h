@@ -50,6 +50,7 @@
 #include <cjson/cJSON.h>
 
 #include "daemon/view.h"
+#include "fusefs/overlay.h"
 #include "policy/rules.h"
 
 /* A failed or missing mount is tried again at most this often. */
@@ -87,6 +88,11 @@ int ovc_mounts_sync(ovc_mounts *m, time_t now, int force);
  * flushes and drops its cached plaintext of encrypted files
  * (ovc_overlay_flush_encrypted()). The agent's keys-drop hook. */
 void ovc_mounts_flush_encrypted(ovc_mounts *m, uid_t uid);
+
+/* The mounted overlay serving the absolute, normalised `path` (the one
+ * with the longest mount point at or above it), or NULL. Borrowed until
+ * the next sync. */
+ovc_overlay *ovc_mounts_find(const ovc_mounts *m, const char *path);
 
 /* How many overlays are mounted (pending-unmount ones included). */
 size_t ovc_mounts_count(const ovc_mounts *m);
