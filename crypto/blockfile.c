@@ -296,6 +296,26 @@ static int header_load(ovc_file *f, ovc_key_lookup lookup, void *ctx,
 	return 0;
 }
 
+/* A new ovc_file on `fd` with its header read and unwrapped; *keyp the
+ * asset key. */
+static int file_load(int fd, ovc_key_lookup lookup, void *ctx, ovc_file **out,
+		     const ovc_key **keyp, ovc_err *e)
+{
+	ovc_file *f = file_alloc(fd);
+	int rc;
+
+	*out = NULL;
+	if (!f)
+		return ovc_err_set(e, -ENOMEM, "out of secure memory");
+	rc = header_load(f, lookup, ctx, keyp, e);
+	if (rc) {
+		ovc_file_close(f);
+		return rc;
+	}
+	*out = f;
+	return 0;
+}
+
 int ovc_file_open(int fd, ovc_key_lookup lookup, void *ctx, ovc_file **out,
 		  ovc_err *e)
 {
@@ -304,12 +324,9 @@ int ovc_file_open(int fd, ovc_key_lookup lookup, void *ctx, ovc_file **out,
 	int rc;
 
 	*out = NULL;
-	f = file_alloc(fd);
-	if (!f)
-		return ovc_err_set(e, -ENOMEM, "out of secure memory");
-	rc = header_load(f, lookup, ctx, &key, e);
+	rc = file_load(fd, lookup, ctx, &f, &key, e);
 	if (rc)
-		goto out;
+		return rc;
 	rc = ovc_file_reload(f, e);
 	if (rc)
 		goto out;
@@ -361,12 +378,9 @@ int ovc_file_repair(int fd, ovc_key_lookup lookup, void *ctx, ovc_cipher *c,
 	int rc, last_kind = 0, bad = 0;
 
 	memset(r, 0, sizeof(*r));
-	f = file_alloc(fd);
-	if (!f)
-		return ovc_err_set(e, -ENOMEM, "out of secure memory");
-	rc = header_load(f, lookup, ctx, &key, e);
+	rc = file_load(fd, lookup, ctx, &f, &key, e);
 	if (rc)
-		goto out;
+		return rc;
 	if (fstat(fd, &st) < 0) {
 		rc = ovc_err_set(e, -errno, "stat: %s", strerror(errno));
 		goto out;

@@ -1363,6 +1363,16 @@ static int same_class(ovc_overlay *ov, const struct who *w, struct ovc_inode *p1
 	return memcmp(r1->key_id, r2->key_id, OVC_KEY_ID_BYTES) == 0;
 }
 
+/* Descriptors of two inodes themselves (link, rename); both released by
+ * the caller with ovc_itable_at_put(), also on failure. */
+static int two_at(ovc_overlay *ov, struct ovc_inode *x, struct ovc_inode *y,
+		  struct ovc_at *a, struct ovc_at *b)
+{
+	int rc = ovc_itable_at(ov->it, x, 1, a);
+
+	return rc < 0 ? rc : ovc_itable_at(ov->it, y, 1, b);
+}
+
 static void op_link(fuse_req_t req, fuse_ino_t n, fuse_ino_t newparent,
 		    const char *newname)
 {
@@ -1388,10 +1398,7 @@ static void op_link(fuse_req_t req, fuse_ino_t n, fuse_ino_t newparent,
 			}
 		}
 	}
-	rc = ovc_itable_at(ov->it, i, 1, &a);
-	if (rc < 0)
-		goto out;
-	rc = ovc_itable_at(ov->it, np, 1, &d);
+	rc = two_at(ov, i, np, &a, &d);
 	if (rc < 0)
 		goto out;
 	{
@@ -1468,10 +1475,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		rc = -EINVAL;
 		goto out;
 	}
-	rc = ovc_itable_at(ov->it, p, 1, &a);
-	if (rc < 0)
-		goto out;
-	rc = ovc_itable_at(ov->it, np, 1, &d);
+	rc = two_at(ov, p, np, &a, &d);
 	if (rc < 0)
 		goto out;
 	if (fstatat(a.fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {

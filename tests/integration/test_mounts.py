@@ -31,7 +31,7 @@ import time
 
 import pytest
 
-from agentlib import Agent, Org, enroll, serve
+from agentlib import LEDGER, Agent, Org, enroll, serve
 
 
 MARK = "overcrypt mount test marker"
@@ -52,12 +52,6 @@ path = {data}/vault/
 groups = staff
 """
 
-LEDGER = """
-[asset ledger]
-type = shared
-path = {data}/ledger/
-groups = staff
-"""
 
 WIDE = """
 [asset wide]
