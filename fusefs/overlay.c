@@ -569,22 +569,29 @@ static int enc_attach(ovc_overlay *ov, struct ovc_inode *i, int fd, int rw,
 static int enc_fresh(struct ovc_inode *i, int fd, const ovc_key *key, ovc_err *e)
 {
 	struct tls *t = tls_get();
-	ovc_file *f = NULL;
+	struct stat st;
 	int rc;
 
 	if (!t)
 		return -ENOMEM;
-	if (i->ef) {
-		rc = ovc_file_truncate(i->ef, t->c, 0, key, e);
-		return rc;
-	}
-	if (ftruncate(fd, 0) < 0)
+	if (i->ef)
+		return ovc_file_truncate(i->ef, t->c, 0, key, e);
+	if (fstat(fd, &st) < 0)
 		return -errno;
-	rc = ovc_file_create(fd, key, t->c, 0, &f, e);
-	if (rc < 0)
-		return rc;
-	ovc_file_close(f);
-	return 0;
+	if (st.st_size != 0 && ftruncate(fd, 0) < 0)
+		return -errno;
+	/* the new state becomes the inode's at once (no second open) */
+	i->efd = dup(fd);
+	if (i->efd < 0)
+		return -errno;
+	i->efd_rw = 1;
+	rc = ovc_file_create(i->efd, key, t->c, 0, &i->ef, e);
+	if (rc < 0) {
+		close(i->efd);
+		i->efd = -1;
+		i->ef = NULL;
+	}
+	return rc;
 }
 
 /* Rewrite the file of inode `i` (name in `pa`) as a fresh encrypted file
@@ -805,8 +812,6 @@ static int do_open(ovc_overlay *ov, fuse_req_t req, struct ovc_inode *i,
 	}
 	case OVC_ACT_ENC_NEW:
 		rc = enc_fresh(i, fd, d.key, &e);
-		if (rc == 0)
-			rc = enc_attach(ov, i, fd, 1, w.view, &e);
 		enc = 1;
 		break;
 	case OVC_ACT_ENC:
@@ -1943,7 +1948,9 @@ static void *loop_main(void *arg)
 		return NULL;
 	}
 	fuse_loop_cfg_set_clone_fd(cfg, 0);
-	fuse_loop_cfg_set_idle_threads(cfg, 4);
+	/* threads are kept (each has a cipher context and a buffer):
+	 * as many idle as at most */
+	fuse_loop_cfg_set_idle_threads(cfg, 16);
 	fuse_loop_cfg_set_max_threads(cfg, 16);
 	if (fuse_session_loop_mt(ov->se, cfg) != 0)
 		ovc_log_debug("%s: the FUSE session loop ended", ov->mnt);
