@@ -111,7 +111,7 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
 	libfuse3-dev fuse3 libsodium-dev libssl-dev openssl libcurl4-openssl-dev \
 	libcjson-dev libinih-dev libcmocka-dev libpwquality-dev cracklib-runtime \
 	zlib1g-dev python3 python3-pytest python3-nacl python3-cryptography age minisign nginx bindfs gocryptfs \
-	fio sqlite3 git rsync util-linux procps time systemd man-db
+	fio securefs linux-source-6.1 linux-perf sqlite3 git rsync util-linux procps time systemd man-db
 deps:
 	DEBIAN_FRONTEND=noninteractive apt-get update -q
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEB_PKGS)
@@ -126,7 +126,7 @@ unit: $(UNIT_BINS)
 	done; echo "unit test programs: $$pass passed, $$fail failed"; [ $$fail -eq 0 ]
 
 integration: all $(TOOL_BINS)
-	OVC_BUILD=$(CURDIR)/$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+	OVC_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
 # --- demo ---------------------------------------------------------------------
 demo: all
