@@ -28,6 +28,11 @@ struct ovc_user {
 	char *name;
 	uid_t uid;
 	char *dir;
+	int dirfd;                   /* `dir`, opened before any overlay is
+				      * mounted: state files are reached
+				      * through it (/proc/self/fd/N/FILE), so
+				      * an overlay over a parent of `dir`
+				      * never serves the agent's own state */
 	char *source;
 	ovc_minisign_pubkey pks[OVC_CONFIG_MAX_ORG_KEYS];
 	size_t npks;
@@ -72,7 +77,8 @@ struct ovc_user {
 
 static int path_in(const ovc_user *u, const char *file, char *out)
 {
-	int n = snprintf(out, PATH_MAX, "%s/%s", u->dir, file);
+	int n = u->dirfd >= 0 ? snprintf(out, PATH_MAX, "/proc/self/fd/%d/%s", u->dirfd, file)
+			      : snprintf(out, PATH_MAX, "%s/%s", u->dir, file);
 
 	return n < 0 || n >= PATH_MAX ? -ENAMETOOLONG : 0;
 }
@@ -575,6 +581,7 @@ int ovc_user_new(const ovc_user_opts *o, time_t now, ovc_user **out,
 	*out = NULL;
 	if (!u)
 		return ovc_err_set(e, -ENOMEM, "out of memory");
+	u->dirfd = -1;
 	u->uid = o->uid;
 	u->views = o->views;
 	u->name = strdup(o->name);
@@ -596,6 +603,12 @@ int ovc_user_new(const ovc_user_opts *o, time_t now, ovc_user **out,
 	if (rc) {
 		ovc_err_set(e, rc, "%s: %s", u->dir, rc == -EPERM
 			    ? "not safe (must be ours and not group or world writable)" : strerror(-rc));
+		ovc_user_free(u);
+		return rc;
+	}
+	u->dirfd = open(u->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (u->dirfd < 0) {
+		rc = ovc_err_set(e, -errno, "%s: %s", u->dir, strerror(errno));
 		ovc_user_free(u);
 		return rc;
 	}
@@ -624,6 +637,8 @@ void ovc_user_free(ovc_user *u)
 	free(u->mounts);
 	free(u->etag);
 	free(u->source);
+	if (u->dirfd >= 0)
+		close(u->dirfd);
 	free(u->dir);
 	free(u->name);
 	free(u);

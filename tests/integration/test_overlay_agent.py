@@ -230,3 +230,29 @@ def test_open_file_survives_lock_and_status_counts_it(overlay):
     assert p.read_bytes() == b"held across a lock\nwritten after the lock\n"
     back = overlay.backing_of(p).read_bytes()
     assert back.startswith(MAGIC) and b"after the lock" not in back
+
+
+def test_agent_state_inside_an_overlaid_folder_bypasses_the_overlay(org, mount_agent, tmp_path):
+    """The agent's state folder lies inside a folder it overlays (an
+    encryption rule's folder): the agent reaches it through a descriptor
+    opened before mounting, so its state is neither encrypted by its own
+    overlay nor refused after a lock."""
+    vault = org.data / "vault"
+    vault.mkdir(parents=True, exist_ok=True)
+    pub = tmp_path / "pub"
+    serve(org.v1, pub)
+    a = mount_agent(f"file://{pub}/")
+    a.cache = vault / f"agentstate-{secrets.token_hex(3)}"
+    a.write_config()
+    a.start()
+    a.wait_policy()
+    wait_fuse(vault, a)
+    assert a.unlock().returncode == 0
+    assert a.oc("lock").returncode == 0
+    assert a.refresh().returncode == 0            # saves state.json while locked
+    assert "cannot save" not in a.log() and "cannot cache" not in a.log(), a.log()
+    a.stop()
+    assert fs_type(vault) is None or not fs_type(vault).startswith("fuse")
+    state = (a.cache / "state.json").read_bytes()
+    assert state.startswith(b"{"), state[:16]
+    assert (a.cache / "policy.json").read_bytes().startswith(b"{")
