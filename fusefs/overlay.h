@@ -42,8 +42,11 @@ typedef struct ovc_overlay_opts {
 				   * (root only; a failure is logged) */
 } ovc_overlay_opts;
 
-/* Mount the overlay on o->mountpoint and start serving. Errors: -errno
- * with `e` saying what failed (the folder, the FUSE mount). */
+/* Mount the overlay on o->mountpoint and start serving. The mount shows
+ * in /proc/self/mountinfo as source "overcrypt", type "fuse.overcrypt",
+ * with default_permissions (and allow_other when asked): the agent finds
+ * stale overlays of a killed predecessor by that. Errors: -errno with `e`
+ * saying what failed (the folder, the FUSE mount). */
 int ovc_overlay_mount(const ovc_overlay_opts *o, ovc_overlay **out,
 		      ovc_err *e);
 
