@@ -79,13 +79,17 @@ static int ask_tty(const char *prompt, char *buf)
 	quiet = old;
 	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
 	quiet.c_lflag |= ICANON;
-	if (write(fd, prompt, strlen(prompt)) < 0 ||
-	    tcsetattr(fd, TCSAFLUSH, &quiet) < 0) {
+	/* echo off (typeahead from before the prompt discarded) before the
+	 * prompt shows: an answer typed as soon as it shows is neither echoed
+	 * nor thrown away */
+	if (tcsetattr(fd, TCSAFLUSH, &quiet) < 0 ||
+	    write(fd, prompt, strlen(prompt)) < 0) {
+		(void)tcsetattr(fd, TCSANOW, &old);
 		close(fd);
 		return -EIO;
 	}
 	rc = read_line(fd, buf);
-	(void)tcsetattr(fd, TCSAFLUSH, &old);
+	(void)tcsetattr(fd, TCSANOW, &old);
 	if (write(fd, "\n", 1) < 0 && !rc)
 		rc = -EIO;
 	close(fd);
