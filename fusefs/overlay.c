@@ -1758,18 +1758,30 @@ static void op_statfs(fuse_req_t req, fuse_ino_t n)
 
 /* ---- xattrs ---------------------------------------------------------------------- */
 
+/* The path for an xattr call on inode n: a file as its folder's
+ * descriptor + name ("/proc/self/fd/P/NAME", used with the l*xattr calls,
+ * which do not follow a name swapped for a symlink), a folder (or a file
+ * with a descriptor of its own) as "/proc/self/fd/N" (followed: it names
+ * the inode). Opening no descriptor per file keeps `ls -l`, which asks
+ * every file for ACLs, cheap. *follow says which. */
 static int xattr_path(ovc_overlay *ov, fuse_ino_t n, struct ovc_at *a, char *p,
-		      size_t size)
+		      size_t size, int *follow)
 {
 	struct ovc_inode *i = INO(ov, n);
-	int rc;
+	int rc, len;
 
 	if (i->type == S_IFLNK)
 		return -EPERM;
-	rc = ovc_itable_at(ov->it, i, 1, a);
+	rc = ovc_itable_at(ov->it, i, 0, a);
 	if (rc < 0)
 		return rc;
-	proc_path(p, size, a->fd);
+	*follow = a->name[0] == 0;
+	len = *follow ? snprintf(p, size, "/proc/self/fd/%d", a->fd)
+		      : snprintf(p, size, "/proc/self/fd/%d/%s", a->fd, a->name);
+	if (len < 0 || (size_t)len >= size) {
+		ovc_itable_at_put(ov->it, a);
+		return -ENAMETOOLONG;
+	}
 	return 0;
 }
 
@@ -1778,14 +1790,15 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t n, const char *name,
 {
 	ovc_overlay *ov = OV(req);
 	struct ovc_at a;
-	char p[64];
-	int rc = xattr_path(ov, n, &a, p, sizeof(p));
+	char p[PATH_MAX + 32];
+	int follow, rc = xattr_path(ov, n, &a, p, sizeof(p), &follow);
 
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	rc = setxattr(p, name, value, size, flags) < 0 ? errno : 0;
+	rc = (follow ? setxattr(p, name, value, size, flags)
+		     : lsetxattr(p, name, value, size, flags)) < 0 ? errno : 0;
 	ovc_itable_at_put(ov->it, &a);
 	fuse_reply_err(req, rc);
 }
@@ -1794,9 +1807,9 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t n, const char *name, size_t s
 {
 	ovc_overlay *ov = OV(req);
 	struct ovc_at a;
-	char p[64], *buf = NULL;
+	char p[PATH_MAX + 32], *buf = NULL;
 	ssize_t r;
-	int rc = xattr_path(ov, n, &a, p, sizeof(p));
+	int follow, rc = xattr_path(ov, n, &a, p, sizeof(p), &follow);
 
 	if (rc < 0) {
 		fuse_reply_err(req, rc == -EPERM ? ENODATA : -rc);
@@ -1810,7 +1823,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t n, const char *name, size_t s
 			return;
 		}
 	}
-	r = getxattr(p, name, buf, size);
+	r = follow ? getxattr(p, name, buf, size) : lgetxattr(p, name, buf, size);
 	rc = r < 0 ? errno : 0;
 	ovc_itable_at_put(ov->it, &a);
 	if (rc)
@@ -1826,9 +1839,9 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t n, size_t size)
 {
 	ovc_overlay *ov = OV(req);
 	struct ovc_at a;
-	char p[64], *buf = NULL;
+	char p[PATH_MAX + 32], *buf = NULL;
 	ssize_t r;
-	int rc = xattr_path(ov, n, &a, p, sizeof(p));
+	int follow, rc = xattr_path(ov, n, &a, p, sizeof(p), &follow);
 
 	if (rc < 0) {
 		if (rc == -EPERM && size == 0)
@@ -1847,7 +1860,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t n, size_t size)
 			return;
 		}
 	}
-	r = listxattr(p, buf, size);
+	r = follow ? listxattr(p, buf, size) : llistxattr(p, buf, size);
 	rc = r < 0 ? errno : 0;
 	ovc_itable_at_put(ov->it, &a);
 	if (rc)
@@ -1863,14 +1876,14 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t n, const char *name)
 {
 	ovc_overlay *ov = OV(req);
 	struct ovc_at a;
-	char p[64];
-	int rc = xattr_path(ov, n, &a, p, sizeof(p));
+	char p[PATH_MAX + 32];
+	int follow, rc = xattr_path(ov, n, &a, p, sizeof(p), &follow);
 
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	rc = removexattr(p, name) < 0 ? errno : 0;
+	rc = (follow ? removexattr(p, name) : lremovexattr(p, name)) < 0 ? errno : 0;
 	ovc_itable_at_put(ov->it, &a);
 	fuse_reply_err(req, rc);
 }
