@@ -208,7 +208,7 @@ def fio(fsdir, tmp_path, name, *opts):
     js = tmp_path / f"{name}.json"
     p = sh(["fio", f"--name={name}", f"--directory={fsdir}", "--output-format=json",
             f"--output={js}", "--verify=crc32c", "--verify_fatal=1", "--do_verify=1",
-            "--randrepeat=0", *opts], timeout=600, check=False)
+            "--randrepeat=0", "--verify_state_save=0", *opts], timeout=600, check=False)
     out = js.read_text() if js.exists() else ""
     assert p.returncode == 0, f"fio {name} exited {p.returncode}: {p.err[-3000:]}\n{out[-3000:]}"
     j = json.loads(out[out.find("{"):])
