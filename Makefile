@@ -51,7 +51,7 @@ BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 FLAGS_STAMP := $(BUILD)/.flags
 $(shell mkdir -p $(BUILD); echo '$(CC) $(CFLAGS) $(LDFLAGS)' | cmp -s - $(FLAGS_STAMP) || echo '$(CC) $(CFLAGS) $(LDFLAGS)' > $(FLAGS_STAMP))
 
-.PHONY: all deps check unit integration demo demo-stop bench fuzz install clean
+.PHONY: all deps deps-bench check unit integration demo demo-stop bench fuzz install clean
 all: $(PROGRAMS)
 
 define libdir
@@ -111,10 +111,15 @@ DEB_PKGS := build-essential pkg-config clang libclang-rt-14-dev \
 	libfuse3-dev fuse3 libsodium-dev libssl-dev openssl libcurl4-openssl-dev \
 	libcjson-dev libinih-dev libcmocka-dev libpwquality-dev cracklib-runtime \
 	zlib1g-dev python3 python3-pytest python3-nacl python3-cryptography age minisign nginx bindfs gocryptfs \
-	fio securefs linux-source-6.1 linux-perf sqlite3 git rsync util-linux procps time systemd man-db
+	fio sqlite3 git rsync util-linux procps time systemd man-db
+# only the benchmark needs these (a kernel tarball to unpack, a profiler, an anchor)
+BENCH_PKGS := securefs linux-source-6.1 linux-perf
 deps:
 	DEBIAN_FRONTEND=noninteractive apt-get update -q
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(DEB_PKGS)
+
+deps-bench: deps
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BENCH_PKGS)
 
 # --- tests ------------------------------------------------------------------
 check: all unit integration
@@ -136,7 +141,7 @@ demo-stop:
 	@bash tests/demo-stop.sh
 
 # --- benchmarks ---------------------------------------------------------------
-bench: all $(BENCH_BINS) $(TOOL_BINS)
+bench: deps-bench all $(BENCH_BINS) $(TOOL_BINS)
 	bash tests/bench/run.sh $(BUILD)
 
 # --- fuzzing (clang + libFuzzer; sources built again with the fuzzer) -------

@@ -23,3 +23,10 @@ if [ -x "$build/bench/bench_rules" ]; then
 fi
 echo "== publishing at scale (target: under 30 s and 1 GiB)"
 bash "$(dirname "$0")/publish_scale.sh" "$build"
+
+# Filesystems: ext4, bindfs, gocryptfs, securefs and overcrypt (real mounts, as root; about
+# 15 minutes, FSBENCH_QUICK=1 for a short run, FSBENCH=0 to skip). Report: $build/bench-fs.txt.
+if [ "${FSBENCH:-1}" != 0 ]; then
+	echo "== filesystems (tests/bench/fsbench.py; report also in $build/bench-fs.txt)"
+	/usr/bin/python3 "$(dirname "$0")/fsbench.py" "$build"
+fi
