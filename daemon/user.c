@@ -278,7 +278,7 @@ static void load_state(ovc_user *u)
 	}
 	cJSON_Delete(o);
 	if (rc) {
-		ovc_log_error("user %s: %s: not a valid agent state file: ignored", u->name, p);
+		ovc_log_error("user %s: %s/state.json: not a valid agent state file: ignored", u->name, u->dir);
 		memset(&u->seen, 0, sizeof(u->seen));
 		u->org[0] = 0;
 	}
@@ -507,7 +507,7 @@ static void load_cache(ovc_user *u, time_t now)
 	if (rc == 0)
 		rc = ovc_read_file(ps, OVC_FETCH_SIG_MAX, 0, &sig, &slen);
 	if (rc) {
-		ovc_log_error("user %s: cached policy %s unreadable: %s: ignored", u->name, pd, strerror(-rc));
+		ovc_log_error("user %s: cached policy %s/policy.json unreadable: %s: ignored", u->name, u->dir, strerror(-rc));
 		goto skeleton;
 	}
 	rc = ovc_policy_verify_parse(doc, dlen, (const char *)sig, slen, u->pks,
@@ -523,7 +523,7 @@ static void load_cache(ovc_user *u, time_t now)
 				       seen.serial ? &seen : NULL, 0, &e);
 	}
 	if (rc) {
-		ovc_log_error("user %s: cached policy %s refused, not used: %s", u->name, pd, e.msg);
+		ovc_log_error("user %s: cached policy %s/policy.json refused, not used: %s", u->name, u->dir, e.msg);
 		ovc_policy_free(p);
 		goto skeleton;
 	}

@@ -394,7 +394,7 @@ def test_corrupt_cache_at_start(web, www, org, agent):
     (a.cache / "policy.json").write_bytes(b"\x00garbage{{{ not a policy\n" * 40)
     a.start()
     st = a.wait_policy()
-    assert "cached policy" in a.log() and "refused, not used" in a.log(), a.log()
+    assert f"cached policy {a.cache}/policy.json refused, not used" in a.log(), a.log()
     assert st["policy"]["serial"] == org.v1_doc["serial"] and st["policy"]["from_cache"] is False
     assert st["refresh"]["last_result"] == "new"
     # the garbage is replaced by the good document
