@@ -51,6 +51,7 @@ struct ovc_inode {
 	off_t enc_bsize;
 	int enc;                   /* the backing file is encrypted */
 	uint64_t enc_plain;        /* its plaintext size (when valid) */
+	int marked;                /* the backing file carries the marker xattr */
 	ovc_file *ef;              /* open encrypted state, or NULL */
 	int efd;                   /* the descriptor ef uses, or -1 */
 	int efd_rw;

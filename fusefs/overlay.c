@@ -52,6 +52,7 @@ struct ovc_overlay {
 	pthread_t th;
 	int th_started;
 	atomic_int dead;
+	atomic_int no_mark;          /* the backing keeps no user xattrs */
 	int network;
 	dev_t fuse_dev;              /* the mount's device */
 	dev_t it_dev;                /* the backing root's device */
@@ -194,6 +195,71 @@ static int ts_eq(const struct timespec *a, const struct timespec *b)
 	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
 }
 
+/* The marker: every backing file the overlay encrypts (or opens for writing
+ * encrypted) carries the xattr MARK_NAME = the format's magic, so that
+ * `stat` shows its plaintext size without reading its header (the size
+ * alone gives it, crypto/format.h). It is a hint for sizes only: what a file
+ * is and which key opens it are always read from its header at `open`. It
+ * is hidden from programs on the overlay (docs/overlay.md, "Sizes without
+ * reading headers"; threat model M23). */
+#define MARK_NAME "user.overcrypt"
+#define MARK_PREFIX "user.overcrypt"
+
+static int is_mark_name(const char *name)
+{
+	return strncmp(name, MARK_PREFIX, sizeof(MARK_PREFIX) - 1) == 0;
+}
+
+/* Does the backing file at `a` carry the marker? */
+static int has_mark(ovc_overlay *ov, const struct ovc_at *a)
+{
+	char p[PATH_MAX + 32], v[OVC_MAGIC_LEN];
+	ssize_t n;
+	int len;
+
+	if (atomic_load(&ov->no_mark))
+		return 0;
+	len = a->name[0] ? snprintf(p, sizeof(p), "/proc/self/fd/%d/%s", a->fd, a->name)
+			 : snprintf(p, sizeof(p), "/proc/self/fd/%d", a->fd);
+	if (len < 0 || (size_t)len >= sizeof(p))
+		return 0;
+	n = a->name[0] ? lgetxattr(p, MARK_NAME, v, sizeof(v))
+		       : getxattr(p, MARK_NAME, v, sizeof(v));
+	return n == OVC_MAGIC_LEN && memcmp(v, OVC_MAGIC, OVC_MAGIC_LEN) == 0;
+}
+
+/* Put the marker on the encrypted backing file `fd` (inode lock held for
+ * writing), when a handle that wrote it is released. A filesystem without user xattrs (or with no room left for
+ * one) only costs header reads in `stat`. */
+static void set_mark(ovc_overlay *ov, struct ovc_inode *i, int fd)
+{
+	char v[OVC_MAGIC_LEN];
+
+	if (i->marked || atomic_load(&ov->no_mark))
+		return;
+	if (fgetxattr(fd, MARK_NAME, v, sizeof(v)) == OVC_MAGIC_LEN &&
+	    memcmp(v, OVC_MAGIC, OVC_MAGIC_LEN) == 0) {
+		i->marked = 1;
+		return;
+	}
+	if (fsetxattr(fd, MARK_NAME, OVC_MAGIC, OVC_MAGIC_LEN, 0) == 0) {
+		i->marked = 1;
+	} else if ((errno == ENOTSUP || errno == EPERM) &&
+		   !atomic_exchange(&ov->no_mark, 1)) {
+		ovc_log_info("%s: the backing filesystem keeps no user xattrs (%s): stat reads the header of every encrypted file",
+			     ov->mnt, strerror(errno));
+	}
+}
+
+/* A file found plaintext at open loses a marker it carries (it was
+ * rewritten behind the overlay's back). */
+static void drop_mark(struct ovc_inode *i, int fd)
+{
+	if (i->marked && fremovexattr(fd, MARK_NAME) < 0 && errno != ENODATA)
+		ovc_log_info("cannot remove the stale marker xattr: %s", strerror(errno));
+	i->marked = 0;
+}
+
 /* Is the backing file `fd` (stat `st`) encrypted? 1, 0, or -errno. */
 static int sniff(int fd, const struct stat *st)
 {
@@ -232,7 +298,6 @@ static void fix_size(ovc_overlay *ov, struct ovc_inode *i,
 	int known, enc = 0, fd;
 	uint64_t plain = 0;
 
-	(void)ov;
 	if (!S_ISREG(st->st_mode))
 		return;
 	pthread_rwlock_rdlock(&i->lock);
@@ -249,17 +314,28 @@ static void fix_size(ovc_overlay *ov, struct ovc_inode *i,
 	}
 	pthread_rwlock_unlock(&i->lock);
 	if (!known) {
-		if (st->st_size < 8)
+		int mark = 0;
+
+		if (st->st_size < OVC_MAGIC_LEN)
 			return;
-		fd = open_at(a, O_RDONLY | O_NONBLOCK);
-		if (fd < 0)
-			return; /* unreadable for us: shown as it is */
-		enc = sniff(fd, st);
-		close(fd);
-		if (enc < 0)
-			return;
+		uint64_t nslots;
+
+		if (ovc_layout_plain_size((uint64_t)st->st_size, &plain, &nslots, NULL) == 0)
+			mark = has_mark(ov, a);
+		if (mark) {
+			enc = 1;
+		} else {
+			fd = open_at(a, O_RDONLY | O_NONBLOCK);
+			if (fd < 0)
+				return; /* unreadable for us: shown as it is */
+			enc = sniff(fd, st);
+			close(fd);
+			if (enc < 0)
+				return;
+		}
 		pthread_rwlock_wrlock(&i->lock);
 		remember(i, st, enc);
+		i->marked = mark;
 		plain = i->enc_plain;
 		pthread_rwlock_unlock(&i->lock);
 	}
@@ -678,6 +754,7 @@ static int rewrite(ovc_overlay *ov, struct ovc_inode *i, const struct ovc_at *pa
 	}
 	if (fstat(fd, &st) == 0)
 		ovc_itable_rehash(ov->it, i, st.st_dev, st.st_ino);
+	i->marked = 0; /* a new backing file: do_open marks it */
 	if (i->ef) {
 		ovc_file_close(i->ef);
 		i->ef = NULL;
@@ -766,6 +843,8 @@ static int do_open(ovc_overlay *ov, fuse_req_t req, struct ovc_inode *i,
 			memcpy(kid, hdr.key_id, sizeof(kid));
 		}
 		remember(i, &st, s);
+		if (!s)
+			drop_mark(i, fd);
 		fc = s ? OVC_FC_ENC : OVC_FC_PLAIN;
 	}
 	rc = decide(ov, &w, path, fc, fc == OVC_FC_ENC ? kid : NULL, write,
@@ -919,6 +998,8 @@ static void handle_free(ovc_overlay *ov, struct handle *h)
 		i->nopen--;
 	if (!h->enc && h->writable && i->nplainw > 0)
 		i->nplainw--;
+	if (h->enc && h->writable)
+		set_mark(ov, i, h->fd); /* here, off the opener's path (release is asynchronous) */
 	if (i->nopen == 0) {
 		if (fstat(h->fd, &st) == 0) {
 			i->cache_ctime = st.st_ctim;
@@ -1791,8 +1872,13 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t n, const char *name,
 	ovc_overlay *ov = OV(req);
 	struct ovc_at a;
 	char p[PATH_MAX + 32];
-	int follow, rc = xattr_path(ov, n, &a, p, sizeof(p), &follow);
+	int follow, rc;
 
+	if (is_mark_name(name)) {
+		fuse_reply_err(req, EPERM); /* the overlay's own */
+		return;
+	}
+	rc = xattr_path(ov, n, &a, p, sizeof(p), &follow);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -1809,8 +1895,13 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t n, const char *name, size_t s
 	struct ovc_at a;
 	char p[PATH_MAX + 32], *buf = NULL;
 	ssize_t r;
-	int follow, rc = xattr_path(ov, n, &a, p, sizeof(p), &follow);
+	int follow, rc;
 
+	if (is_mark_name(name)) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	rc = xattr_path(ov, n, &a, p, sizeof(p), &follow);
 	if (rc < 0) {
 		fuse_reply_err(req, rc == -EPERM ? ENODATA : -rc);
 		return;
@@ -1835,6 +1926,23 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t n, const char *name, size_t s
 	free(buf);
 }
 
+/* Drop the marker from a list of xattr names; the new length. */
+static size_t unmark_list(char *buf, size_t len)
+{
+	size_t in = 0, out = 0;
+
+	while (in < len) {
+		size_t l = strnlen(buf + in, len - in) + 1;
+
+		if (!is_mark_name(buf + in)) {
+			memmove(buf + out, buf + in, l);
+			out += l;
+		}
+		in += l;
+	}
+	return out;
+}
+
 static void op_listxattr(fuse_req_t req, fuse_ino_t n, size_t size)
 {
 	ovc_overlay *ov = OV(req);
@@ -1852,23 +1960,35 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t n, size_t size)
 			fuse_reply_err(req, -rc);
 		return;
 	}
-	if (size) {
-		buf = malloc(size);
+	/* the whole list, whatever `size` asks: the marker is taken out of
+	 * it before its length counts */
+	for (;;) {
+		r = follow ? listxattr(p, NULL, 0) : llistxattr(p, NULL, 0);
+		if (r <= 0)
+			break;
+		free(buf);
+		buf = malloc((size_t)r);
 		if (!buf) {
-			ovc_itable_at_put(ov->it, &a);
-			fuse_reply_err(req, ENOMEM);
-			return;
+			r = -1;
+			errno = ENOMEM;
+			break;
 		}
+		r = follow ? listxattr(p, buf, (size_t)r) : llistxattr(p, buf, (size_t)r);
+		if (r >= 0 || errno != ERANGE)
+			break; /* else it grew meanwhile */
 	}
-	r = follow ? listxattr(p, buf, size) : llistxattr(p, buf, size);
 	rc = r < 0 ? errno : 0;
 	ovc_itable_at_put(ov->it, &a);
+	if (r > 0)
+		r = (ssize_t)unmark_list(buf, (size_t)r);
 	if (rc)
 		fuse_reply_err(req, rc);
-	else if (size)
-		fuse_reply_buf(req, buf, (size_t)r);
-	else
+	else if (size == 0)
 		fuse_reply_xattr(req, (size_t)r);
+	else if ((size_t)r > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, buf, (size_t)r);
 	free(buf);
 }
 
@@ -1877,8 +1997,13 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t n, const char *name)
 	ovc_overlay *ov = OV(req);
 	struct ovc_at a;
 	char p[PATH_MAX + 32];
-	int follow, rc = xattr_path(ov, n, &a, p, sizeof(p), &follow);
+	int follow, rc;
 
+	if (is_mark_name(name)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	rc = xattr_path(ov, n, &a, p, sizeof(p), &follow);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;

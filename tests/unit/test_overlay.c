@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -41,6 +42,29 @@ static ovc_view *make_view(struct fx *f, ovc_view_state st)
 			    st == OVC_VIEW_READY ? f->keys : NULL, folders, 1);
 }
 
+static void mount_ov(struct fx *f)
+{
+	ovc_overlay_opts o = { 0 };
+	ovc_err e = { 0 };
+	int fd = open(f->enc, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	o.mountpoint = f->enc;
+	o.backing_fd = fd;
+	o.views = f->vs;
+	o.allow_other = 1;
+	if (ovc_overlay_mount(&o, &f->ov, &e) < 0)
+		fail_msg("mount: %s", e.msg);
+}
+
+/* A cold start: the overlay unmounted and mounted again (nothing cached). */
+static void remount_ov(struct fx *f)
+{
+	ovc_overlay_unmount(f->ov);
+	f->ov = NULL;
+	mount_ov(f);
+}
+
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
@@ -50,8 +74,6 @@ static int setup(void **state)
 	ovc_rule r = { .asset = "docs", .type = OVC_RULE_SHARED, .has_key = 1 };
 	char rp[128];
 	ovc_err e = { 0 };
-	ovc_overlay_opts o = { 0 };
-	int fd;
 
 	assert_non_null(f);
 	assert_non_null(ks);
@@ -72,14 +94,7 @@ static int setup(void **state)
 	f->keys = ovc_view_keys_new(ks);
 	f->vs = ovc_views_new();
 	assert_int_equal(ovc_views_publish(f->vs, make_view(f, OVC_VIEW_READY)), 0);
-	fd = open(f->enc, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	assert_true(fd >= 0);
-	o.mountpoint = f->enc;
-	o.backing_fd = fd;
-	o.views = f->vs;
-	o.allow_other = 1;
-	if (ovc_overlay_mount(&o, &f->ov, &e) < 0)
-		fail_msg("mount: %s", e.msg);
+	mount_ov(f);
 	*state = f;
 	return 0;
 }
@@ -146,6 +161,106 @@ static void test_roundtrip_and_ciphertext(void **state)
 	assert_true(get(f->raw, "doc.txt", buf, sizeof(buf)) > 25);
 	assert_memory_equal(buf, "OVCRYPT1", 8);
 	assert_null(memmem(buf, sizeof(buf), "marker-1234", 11));
+}
+
+static off_t size_of(const char *dir, const char *name)
+{
+	char p[256];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	assert_int_equal(stat(p, &st), 0);
+	return st.st_size;
+}
+
+static ssize_t xattr_of(const char *dir, const char *name, const char *attr,
+			char *buf, size_t n)
+{
+	char p[256];
+	ssize_t r;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	r = getxattr(p, attr, buf, n);
+	return r < 0 ? -errno : r;
+}
+
+/* The marker is set when the writer's handle is released, which the
+ * kernel sends after close() returns: wait for it. */
+static ssize_t mark_of(const char *dir, const char *name, char *buf, size_t n)
+{
+	ssize_t r = -ENODATA;
+
+	for (int k = 0; k < 200 && r == -ENODATA; k++) {
+		r = xattr_of(dir, name, "user.overcrypt", buf, n);
+		if (r == -ENODATA)
+			usleep(10000);
+	}
+	return r;
+}
+
+/* Encrypted backing files carry the marker xattr, so that a cold `stat`
+ * shows the plaintext size without reading the header; programs on the
+ * overlay never see or change it; a file without it (written before, or
+ * copied in behind the overlay) is sniffed; a stale one is dropped at open. */
+static void test_marker_sizes(void **state)
+{
+	struct fx *f = *state;
+	static char big[5001];
+	char buf[64], p[256];
+	int fd;
+
+	memset(big, 'z', sizeof(big) - 1);
+	put(f->enc, "m.txt", big);
+	assert_int_equal(mark_of(f->raw, "m.txt", buf, sizeof(buf)), 8);
+	assert_memory_equal(buf, "OVCRYPT1", 8);
+	/* hidden on the overlay, and reserved */
+	snprintf(p, sizeof(p), "%s/m.txt", f->enc);
+	assert_int_equal(xattr_of(f->enc, "m.txt", "user.overcrypt", buf, sizeof(buf)), -ENODATA);
+	assert_int_equal(listxattr(p, NULL, 0), 0);
+	assert_int_equal(setxattr(p, "user.mine", "1", 1, 0), 0);
+	assert_int_equal(listxattr(p, NULL, 0), 10);
+	assert_int_equal(listxattr(p, buf, sizeof(buf)), 10);
+	assert_memory_equal(buf, "user.mine", 10);
+	assert_int_equal(listxattr(p, buf, 5), -1);
+	assert_int_equal(errno, ERANGE);
+	assert_int_equal(setxattr(p, "user.overcrypt", "x", 1, 0), -1);
+	assert_int_equal(errno, EPERM);
+	assert_int_equal(removexattr(p, "user.overcrypt"), -1);
+	assert_int_equal(errno, EPERM);
+
+	/* cold: the size comes from the marker, not from the header (here
+	 * broken on purpose, the size kept) */
+	remount_ov(f);
+	snprintf(p, sizeof(p), "%s/m.txt", f->raw);
+	fd = open(p, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, "PLAINTXT", 8, 0), 8);
+	assert_int_equal(close(fd), 0);
+	assert_int_equal(size_of(f->enc, "m.txt"), 5000);
+	/* open reads the header: a plaintext file now, and the stale marker
+	 * goes; the next cold start shows its real size */
+	assert_int_equal(get(f->enc, "m.txt", buf, 8), 8);
+	assert_memory_equal(buf, "PLAINTXT", 8);
+	assert_int_equal(xattr_of(f->raw, "m.txt", "user.overcrypt", buf, sizeof(buf)), -ENODATA);
+	remount_ov(f);
+	assert_int_equal(size_of(f->enc, "m.txt"), size_of(f->raw, "m.txt"));
+
+	/* no marker (a file from before): the header is read; opening it for
+	 * writing marks it */
+	put(f->enc, "n.txt", big);
+	assert_int_equal(mark_of(f->raw, "n.txt", buf, sizeof(buf)), 8);
+	snprintf(p, sizeof(p), "%s/n.txt", f->raw);
+	assert_int_equal(removexattr(p, "user.overcrypt"), 0);
+	remount_ov(f);
+	assert_int_equal(size_of(f->enc, "n.txt"), 5000);
+	snprintf(p, sizeof(p), "%s/n.txt", f->enc);
+	fd = open(p, O_WRONLY | O_APPEND);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "!", 1), 1);
+	assert_int_equal(close(fd), 0);
+	assert_int_equal(mark_of(f->raw, "n.txt", buf, sizeof(buf)), 8);
+	remount_ov(f);
+	assert_int_equal(size_of(f->enc, "n.txt"), 5001);
 }
 
 static void test_locked_refuses(void **state)
@@ -303,6 +418,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_roundtrip_and_ciphertext, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_marker_sizes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_locked_refuses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_view_refuses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flipped_byte_eio, setup, teardown),
