@@ -54,6 +54,8 @@ struct ovc_overlay {
 	atomic_int dead;
 	atomic_int no_mark;          /* the backing keeps no user xattrs */
 	int network;
+	int no_writeback, no_keep_cache, no_readdirplus; /* opts */
+	unsigned max_write;
 	dev_t fuse_dev;              /* the mount's device */
 	dev_t it_dev;                /* the backing root's device */
 	atomic_uint_fast64_t bytes_read, bytes_written, files_opened;
@@ -913,7 +915,7 @@ static int do_open(ovc_overlay *ov, fuse_req_t req, struct ovc_inode *i,
 		goto out;
 	}
 	if (i->cache_valid && i->nopen == 0 && fstat(fd, &st) == 0 &&
-	    ts_eq(&st.st_ctim, &i->cache_ctime) && !ov->network)
+	    ts_eq(&st.st_ctim, &i->cache_ctime) && !ov->network && !ov->no_keep_cache)
 		*keep_cache = 1;
 	i->nopen++;
 	if (!enc && write)
@@ -2019,7 +2021,7 @@ static void op_init(void *data, struct fuse_conn_info *conn)
 {
 	ovc_overlay *ov = data;
 
-	conn->max_write = MAX_IO;
+	conn->max_write = ov->max_write;
 	conn->max_readahead = MAX_IO;
 	conn->want &= ~(unsigned)(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
 				  FUSE_CAP_SPLICE_MOVE | FUSE_CAP_POSIX_LOCKS);
@@ -2027,9 +2029,11 @@ static void op_init(void *data, struct fuse_conn_info *conn)
 		conn->want &= ~(unsigned)FUSE_CAP_FLOCK_LOCKS; /* kernel-local flock */
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
-	if (conn->capable & FUSE_CAP_READDIRPLUS)
+	if ((conn->capable & FUSE_CAP_READDIRPLUS) && !ov->no_readdirplus)
 		conn->want |= FUSE_CAP_READDIRPLUS;
-	if (!ov->network && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+	else
+		conn->want &= ~(unsigned)(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
+	if (!ov->network && !ov->no_writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 	if (ov->network && (conn->capable & FUSE_CAP_AUTO_INVAL_DATA))
 		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
@@ -2133,6 +2137,10 @@ int ovc_overlay_mount(const ovc_overlay_opts *o, ovc_overlay **out, ovc_err *e)
 	}
 	ov->views = o->views;
 	ov->network = o->network;
+	ov->no_writeback = o->no_writeback;
+	ov->no_keep_cache = o->no_keep_cache;
+	ov->no_readdirplus = o->no_readdirplus;
+	ov->max_write = o->max_write >= 4096 && o->max_write < MAX_IO ? o->max_write : MAX_IO;
 	pthread_mutex_init(&ov->by_mu, NULL);
 	if (fstat(o->backing_fd, &st) == 0)
 		ov->it_dev = st.st_dev;

@@ -40,6 +40,13 @@ typedef struct ovc_overlay_opts {
 				   * auto_inval_data instead */
 	unsigned read_ahead_kb;   /* > 0: set the mount's bdi read_ahead_kb
 				   * (root only; a failure is logged) */
+	/* Speed choices turned off, for the benchmark that measures each
+	 * (tests/bench/bench_ovlmount.c, docs/overlay.md); the agent leaves
+	 * them 0. None of them changes what is encrypted or refused. */
+	int no_writeback;         /* no kernel writeback cache */
+	int no_keep_cache;        /* never keep_cache on open */
+	int no_readdirplus;       /* plain readdir */
+	unsigned max_write;       /* 0: 1 MiB; else at most that, >= 4096 */
 } ovc_overlay_opts;
 
 /* Mount the overlay on o->mountpoint and start serving. The mount shows

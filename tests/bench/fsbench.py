@@ -12,8 +12,12 @@ Environment:
   FSBENCH_TREE=N       first N entries of the tarball (default all; quick 20000)
   FSBENCH_REPEAT=N     runs of the sequential, fio, ls and stat workloads, median kept
                        (default 3, quick 1)
-  FSBENCH_STEPS=a,b    run only these steps (seq, encrypted, seqread_ra, seqclean, rand, unpack,
-                       ls, stat, rm; default all)
+  FSBENCH_STEPS=a,b    run only these steps (seq, encrypted, seqread_ra, reread, seqclean, rand,
+                       unpack, ls, stat, rm; default all)
+                       FSBENCH_FS also takes the overlay alone with one speed choice off (no agent:
+                       build/bench/bench_ovlmount): ovl (all on), ovl-nowb (no writeback cache),
+                       ovl-nokeep (no keep_cache), ovl-nordp (no readdirplus), ovl-mw128k
+                       (max_write 128 KiB), ovl-ra128 (the kernel's read-ahead)
   FSBENCH_PERF=0       skip the perf profile of overcryptd (default: on when perf exists)
   FSBENCH_PERF_WORKLOAD=name   profile this one (a row key: seqwrite, seqread, unpack, ls, stat, rm,
                        randread, randwrite, ...) instead of the one furthest from its target
@@ -519,7 +523,58 @@ class Overcrypt(Fs):
             return str(e)
 
 
+class OvlVariant(Fs):
+    """The overlay alone (build/bench/bench_ovlmount: one shared rule, a key made for the
+    run, no agent), with one of its speed choices turned off, to measure what each is worth.
+    Name "ovl" = every choice on (as overcryptd mounts it); see VARIANTS."""
+    name = 'ovl'
+    flags = []
+
+    def setup(self):
+        super().setup()
+        self.mnt = self.back    # mounted in place
+        bindir = os.path.join(WORK, 'bin')
+        os.makedirs(bindir, exist_ok=True)
+        src = os.path.join(BUILD, 'bench', 'bench_ovlmount')
+        if not os.access(src, os.X_OK):
+            raise RuntimeError('%s missing: run make first' % src)
+        self.tool = os.path.join(bindir, 'bench_ovlmount')
+        if not os.path.exists(self.tool):
+            shutil.copy2(src, self.tool)
+        self.opts = 'bench_ovlmount %s' % (' '.join(self.flags) or '(every choice on)')
+
+    @property
+    def dir(self):
+        return self.mnt
+
+    def cmd(self):
+        return [self.tool] + self.flags + [self.mnt]
+
+    def umount(self):
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+            self.proc = None
+        if is_mounted(self.mnt):
+            fuse_abort(self.mnt)
+            subprocess.run(['umount', '-l', self.mnt], capture_output=True)
+
+
+VARIANTS = {  # name: bench_ovlmount flags (docs/overlay.md, "Kernel caches and speed")
+    'ovl': [],
+    'ovl-nowb': ['--no-writeback'],
+    'ovl-nokeep': ['--no-keep-cache'],
+    'ovl-nordp': ['--no-readdirplus'],
+    'ovl-mw128k': ['--max-write', '131072'],
+    'ovl-ra128': ['--read-ahead-kb', '0'],
+}
 FS_CLASSES = {c.name: c for c in (Ext4, Bindfs, Gocryptfs, Securefs, Overcrypt)}
+for _n, _f in VARIANTS.items():
+    FS_CLASSES[_n] = type('Ovl_' + _n.replace('-', '_'), (OvlVariant,), {'name': _n, 'flags': _f})
 
 
 # --- the tree ------------------------------------------------------------------------------
@@ -680,6 +735,14 @@ def w_encrypted(fs, r):
         raise RuntimeError('the backing file %s does not start with OVCRYPT1 (%r)' % (p, head))
 
 
+def w_reread(fs, r):
+    """The sequential file read again while its pages may still be cached: warm (one read
+    first, not measured), then REPEAT reads, each a new open (keep_cache decides whether
+    the overlay's cached plaintext is kept across opens)."""
+    seq_read(fs)
+    keep(r, 'reread', [seq_read(fs) for _ in range(REPEAT)])
+
+
 def w_seqclean(fs, r):
     os.unlink(os.path.join(fs.dir, SEQ))
 
@@ -743,6 +806,7 @@ ROWS = [
     ('seqread_cold_ra128', '  cold, read_ahead_kb=128', 'MB/s', +1, None),
     ('seqread_cold_ra1024', '  cold, read_ahead_kb=1024', 'MB/s', +1, None),
     ('seqread_bc', 'seq read, backing in memory', 'MB/s', +1, None),
+    ('reread', 'seq read again, warm (new open)', 'MB/s', +1, None),
     ('seqread_ra128', '  same, read_ahead_kb=128', 'MB/s', +1, None),
     ('seqread_ra1024', '  same, read_ahead_kb=1024', 'MB/s', +1, None),
     ('unpack', 'unpack tree + syncfs', 's', -1, 0.8),
@@ -758,12 +822,12 @@ RSS_TARGET = 100.0
 STEPS = [  # (name, function, needs the tree tar)
     ('seq', w_seq, False),
     ('encrypted', w_encrypted, False), ('seqread_ra', w_seqread_ra, False),
-    ('seqclean', w_seqclean, False), ('rand', w_rand, False),
+    ('reread', w_reread, False), ('seqclean', w_seqclean, False), ('rand', w_rand, False),
     ('unpack', w_unpack, True), ('ls', w_ls, True), ('stat', w_stat, True), ('rm', w_rm, True),
 ]
 ROW_STEP = {'seqwrite': 'seq', 'seqread': 'seq', 'seqread_bc': 'seq', 'seqread_ra128': 'seqread_ra',
             'seqread_ra1024': 'seqread_ra',
-            'seqread_cold_ra128': 'seqread_ra', 'seqread_cold_ra1024': 'seqread_ra', 'ra_default': 'seq', 'unpack': 'unpack',
+            'seqread_cold_ra128': 'seqread_ra', 'seqread_cold_ra1024': 'seqread_ra', 'ra_default': 'seq', 'unpack': 'unpack', 'reread': 'reread',
             'ls': 'ls', 'stat': 'stat', 'rm': 'rm', 'randread': 'rand', 'randwrite': 'rand',
             'rss': 'unpack'}
 
@@ -786,7 +850,7 @@ def run_fs(fs, tar, res, errs):
         if needs_tree and skip_tree:
             e.setdefault(name, 'skipped: %s' % (e.get('unpack') or 'no tree'))
             continue
-        if name in ('encrypted', 'seqread_ra', 'seqclean') and 'seq' in e:
+        if name in ('encrypted', 'seqread_ra', 'reread', 'seqclean') and 'seq' in e:
             continue
         why = fs.alive()
         if why:
@@ -1097,7 +1161,7 @@ def main():
         signal.signal(s, on_signal)
     unknown = [f for f in FS_LIST if f not in FS_CLASSES]
     if unknown:
-        log('fsbench: unknown filesystem(s) %s; known: %s' % (unknown, ', '.join(ALL_FS)))
+        log('fsbench: unknown filesystem(s) %s; known: %s' % (unknown, ', '.join(list(FS_CLASSES))))
         return 2
     fss = [f for f in FS_LIST]
     missing = {'bindfs': 'bindfs', 'gocryptfs': 'gocryptfs', 'securefs': 'securefs'}

@@ -1,0 +1,132 @@
+/*
+ * bench_ovlmount.c - mount the overlay on one folder, in place, with one
+ * shared rule and a fresh key made here (no agent, no policy), and with some
+ * of its speed choices turned off, so that tests/bench/fsbench.py can
+ * measure what each choice is worth (FSBENCH_VARIANTS). Serves until SIGTERM
+ * or SIGINT, then unmounts. A benchmark tool, never installed: the key lives
+ * only in this process.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/common.h"
+#include "crypto/keys.h"
+#include "fusefs/overlay.h"
+#include "policy/rules.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: bench_ovlmount [OPTION]... DIR\n"
+		"Mount the overcrypt overlay on DIR in place (one shared rule over DIR,\n"
+		"a key made for this run) until SIGTERM or SIGINT. For benchmarks only.\n\n"
+		"  --no-writeback      no kernel writeback cache\n"
+		"  --no-keep-cache     never keep the page cache across opens\n"
+		"  --no-readdirplus    plain readdir\n"
+		"  --max-write N       largest write request in bytes (default 1 MiB)\n"
+		"  --read-ahead-kb N   the mount's read_ahead_kb (default 1024, 0 = the kernel's)\n"
+		"  -h, --help          this text\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "no-writeback", no_argument, NULL, 'w' },
+		{ "no-keep-cache", no_argument, NULL, 'k' },
+		{ "no-readdirplus", no_argument, NULL, 'p' },
+		{ "max-write", required_argument, NULL, 'm' },
+		{ "read-ahead-kb", required_argument, NULL, 'r' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	ovc_overlay_opts o = { .allow_other = 1, .read_ahead_kb = 1024 };
+	ovc_rule r = { .asset = "bench", .type = OVC_RULE_SHARED, .has_key = 1 };
+	ovc_policy_settings s = { 0 };
+	ovc_keyset *ks;
+	const ovc_key *k;
+	ovc_ruleset *rs;
+	ovc_view_rules *rules;
+	ovc_view_keys *keys;
+	ovc_views *vs;
+	ovc_overlay *ov;
+	ovc_err e = { 0 };
+	char dir[PATH_MAX], rp[PATH_MAX + 2];
+	const char *folders[1];
+	sigset_t set;
+	int c, sig;
+
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'w': o.no_writeback = 1; break;
+		case 'k': o.no_keep_cache = 1; break;
+		case 'p': o.no_readdirplus = 1; break;
+		case 'm': o.max_write = (unsigned)strtoul(optarg, NULL, 0); break;
+		case 'r': o.read_ahead_kb = (unsigned)strtoul(optarg, NULL, 0); break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return 2;
+	}
+	if (!realpath(argv[optind], dir)) {
+		fprintf(stderr, "bench_ovlmount: %s: %s\n", argv[optind], strerror(errno));
+		return 1;
+	}
+	if (ovc_common_init() < 0)
+		return 1;
+	ks = ovc_keyset_new(1);
+	if (!ks || ovc_keyset_generate(ks, &k) < 0) {
+		fprintf(stderr, "bench_ovlmount: cannot make a key\n");
+		return 1;
+	}
+	memcpy(r.key_id, k->id, sizeof(r.key_id));
+	snprintf(rp, sizeof(rp), "%s/", dir);
+	r.path = rp;
+	if (ovc_ruleset_build(&r, 1, "bench", NULL, 0, &rs, &e) < 0) {
+		fprintf(stderr, "bench_ovlmount: rule: %s\n", e.msg);
+		return 1;
+	}
+	rules = ovc_view_rules_new(rs);
+	keys = ovc_view_keys_new(ks);
+	vs = ovc_views_new();
+	folders[0] = dir;
+	if (!rules || !keys || !vs ||
+	    ovc_views_publish(vs, ovc_view_new(getuid(), "bench", OVC_VIEW_READY, 1, &s,
+					       rules, keys, folders, 1)) < 0) {
+		fprintf(stderr, "bench_ovlmount: cannot build the view\n");
+		return 1;
+	}
+	o.mountpoint = dir;
+	o.backing_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (o.backing_fd < 0) {
+		fprintf(stderr, "bench_ovlmount: %s: %s\n", dir, strerror(errno));
+		return 1;
+	}
+	o.views = vs;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (ovc_overlay_mount(&o, &ov, &e) < 0) {
+		fprintf(stderr, "bench_ovlmount: mount %s: %s\n", dir, e.msg);
+		return 1;
+	}
+	fprintf(stderr, "bench_ovlmount: serving %s\n", dir);
+	while (sigwait(&set, &sig) != 0 || (sig != SIGTERM && sig != SIGINT))
+		;
+	ovc_overlay_unmount(ov);
+	ovc_views_free(vs);
+	ovc_view_rules_unref(rules);
+	ovc_view_keys_unref(keys);
+	return 0;
+}
