@@ -127,8 +127,25 @@ static void sparse_prepare(ovc_file *f, const uint8_t *asset_key)
 	f->have_sparse_hdr = 1;
 }
 
-/* Put the sparse flag on disk before the first hole: one pwrite of the
- * header at offset 0, fsynced before and after. */
+/* Replace the header in place by `h` (same file id and file key): one
+ * pwrite at offset 0, fsynced before and after, so that a crash leaves the
+ * old header or the new one (docs/file-format.md: sector-atomic writes). */
+static int header_update(ovc_file *f, const ovc_header *h, ovc_err *e)
+{
+	int rc;
+
+	if (fsync(f->fd) < 0)
+		return ovc_err_set(e, -errno, "fsync before the header update: %s", strerror(errno));
+	rc = header_write(f, h);
+	if (rc)
+		return ovc_err_set(e, rc, "writing the header: %s", strerror(-rc));
+	if (fsync(f->fd) < 0)
+		return ovc_err_set(e, -errno, "fsync after the header update: %s", strerror(errno));
+	f->hdr = *h;
+	return 0;
+}
+
+/* Put the sparse flag on disk before the first hole. */
 static int sparse_set(ovc_file *f, ovc_err *e)
 {
 	int rc;
@@ -137,16 +154,26 @@ static int sparse_set(ovc_file *f, ovc_err *e)
 		return 0;
 	if (!f->have_sparse_hdr)
 		return ovc_err_set(e, -EIO, "no sparse header prepared");
-	if (fsync(f->fd) < 0)
-		return ovc_err_set(e, -errno, "fsync before the header update: %s", strerror(errno));
-	rc = header_write(f, &f->sparse_hdr);
-	if (rc)
-		return ovc_err_set(e, rc, "writing the header: %s", strerror(-rc));
-	if (fsync(f->fd) < 0)
-		return ovc_err_set(e, -errno, "fsync after the header update: %s", strerror(errno));
-	f->hdr = f->sparse_hdr;
-	f->have_sparse_hdr = 0;
-	return 0;
+	rc = header_update(f, &f->sparse_hdr, e);
+	if (rc == 0)
+		f->have_sparse_hdr = 0;
+	return rc;
+}
+
+int ovc_file_rewrap(ovc_file *f, const ovc_key *to, ovc_err *e)
+{
+	ovc_header h = f->hdr;
+	int rc;
+
+	if (memcmp(h.key_id, to->id, OVC_KEY_ID_BYTES) == 0)
+		return 0;
+	memcpy(h.key_id, to->id, OVC_KEY_ID_BYTES);
+	ovc_header_wrap(&h, to->key, f->fkey);
+	rc = header_update(f, &h, e);
+	if (rc == 0)
+		sparse_prepare(f, to->key); /* later holes: under the new key */
+	sodium_memzero(&h, sizeof(h));
+	return rc;
 }
 
 /* Freed ovc_file structs, wiped, kept for reuse: a sodium_malloc costs

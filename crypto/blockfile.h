@@ -99,6 +99,15 @@ ssize_t ovc_file_pwrite(ovc_file *f, ovc_cipher *c, const void *buf,
 int ovc_file_truncate(ovc_file *f, ovc_cipher *c, uint64_t size,
 		      const ovc_key *fresh, ovc_err *e);
 
+/* Rewrap the file key under the asset key `to` (a rename into a place
+ * governed by another rule): the header gets `to`'s key id and the file key
+ * wrapped under it; file id, file key and blocks stay, so hard links and
+ * open descriptors keep working. The header is rewritten in place with one
+ * pwrite, fsynced before and after: a crash leaves the old header or the new
+ * one, each readable by a holder of its key. Same key id: nothing to do.
+ * Errors: -errno (e says which step). */
+int ovc_file_rewrap(ovc_file *f, const ovc_key *to, ovc_err *e);
+
 /* Authenticate every block. Returns 0, or -EBADMSG with *bad (may be NULL)
  * the first block that fails; -errno on I/O errors. */
 int ovc_file_verify(ovc_file *f, ovc_cipher *c, uint64_t *bad, ovc_err *e);

@@ -156,3 +156,66 @@ int ovc_decide(const ovc_request *r, ovc_decision *d)
 	d->act = OVC_ACT_PASS;
 	return 0;
 }
+
+static int key_eq(const ovc_rule *a, const ovc_rule *b)
+{
+	if (!a || !b)
+		return a == b;
+	return memcmp(a->key_id, b->key_id, OVC_KEY_ID_BYTES) == 0;
+}
+
+static int exdev(ovc_rename_decision *d, const char *why)
+{
+	d->act = OVC_REN_PLAIN;
+	d->why = why;
+	return -EXDEV;
+}
+
+int ovc_decide_rename(const ovc_rename_request *r, ovc_rename_decision *d)
+{
+	const ovc_view *v = r->view;
+	const ovc_rule *cs, *cd;
+
+	memset(d, 0, sizeof(*d));
+	if (!v) {
+		/* no rules known: only moves that stay inside, or outside,
+		 * the served users' folders */
+		if (ovc_path_under_any(r->src, r->guard, r->nguard) !=
+		    ovc_path_under_any(r->dst, r->guard, r->nguard))
+			return exdev(d, "this user is not served (no rules)");
+		return 0;
+	}
+	cs = ovc_decide_create_rule(v, r->src);
+	cd = ovc_decide_create_rule(v, r->dst);
+	if (key_eq(cs, cd))
+		return 0;
+	if (r->exchange)
+		return exdev(d, "an exchange across rules");
+	switch (r->kind) {
+	case OVC_RK_ENC:
+		if (cd) {
+			if (memcmp(cd->key_id, r->key_id, OVC_KEY_ID_BYTES) == 0)
+				return 0; /* already under that key */
+			d->from = held(v, r->key_id);
+			d->to = held(v, cd->key_id);
+			if (!d->from || !d->to) {
+				d->why = !d->to ? no_key_why(v) : "the file's key is not held";
+				d->from = d->to = NULL;
+				return -EACCES;
+			}
+			d->act = OVC_REN_REWRAP;
+			return 0;
+		}
+		if (v->settings.persistent_encryption)
+			return 0; /* it stays encrypted where no rule is */
+		return exdev(d, "encrypted file to a place with no rule (persistent encryption off)");
+	case OVC_RK_DIR:
+		if (cs && !cd && v->settings.persistent_encryption)
+			return 0; /* what is encrypted below stays so */
+		return exdev(d, "a folder across rules");
+	case OVC_RK_FILE:
+	case OVC_RK_OTHER:
+		break;
+	}
+	return exdev(d, "across rules");
+}

@@ -56,6 +56,47 @@ typedef struct ovc_request {
  * …). */
 int ovc_decide(const ovc_request *r, ovc_decision *d);
 
+/* What is renamed (or exchanged). */
+enum ovc_rkind {
+	OVC_RK_ENC,    /* an encrypted regular file */
+	OVC_RK_FILE,   /* any other regular file (plaintext, empty) */
+	OVC_RK_DIR,    /* a folder */
+	OVC_RK_OTHER,  /* a symlink, fifo, socket or device */
+};
+
+enum ovc_rename_action {
+	OVC_REN_PLAIN,   /* rename as it is */
+	OVC_REN_REWRAP,  /* an encrypted file into a place with another key:
+			  * its file key rewrapped from `from` to `to` */
+};
+
+typedef struct ovc_rename_decision {
+	enum ovc_rename_action act;
+	const ovc_key *from, *to;  /* REWRAP: borrowed from the view */
+	const char *why;           /* for -EXDEV and -EACCES (static) */
+} ovc_rename_decision;
+
+typedef struct ovc_rename_request {
+	const ovc_view *view;        /* NULL: the uid has no view */
+	const char *const *guard;    /* as in ovc_request */
+	size_t nguard;
+	const char *src, *dst;       /* absolute paths */
+	enum ovc_rkind kind;
+	const uint8_t *key_id;       /* OVC_RK_ENC: the header's key id */
+	int exchange;                /* RENAME_EXCHANGE */
+} ovc_rename_request;
+
+/* A rename between places (DESIGN.md, "The overlay"; docs/overlay.md,
+ * "Moving between rules"). Where a new file would get the same key (or
+ * plaintext) on both sides, it is a plain rename. Across rules: an
+ * encrypted file into an encrypting place is rewrapped under that place's
+ * current key (both keys must be held: else -EACCES); an encrypted file
+ * or a folder into a place with no key stays as it is when persistent
+ * encryption is on (else -EXDEV); everything else, and every exchange,
+ * gives -EXDEV, so that programs copy through the overlay and the copy
+ * takes the destination's form. Returns 0, -EXDEV or -EACCES. */
+int ovc_decide_rename(const ovc_rename_request *r, ovc_rename_decision *d);
+
 /* Is `path` at or below one of `folders` (whole components)? */
 int ovc_path_under_any(const char *path, const char *const *folders, size_t n);
 

@@ -503,29 +503,41 @@ static int inode_stat(ovc_overlay *ov, struct ovc_inode *i, struct stat *st)
 	return rc == -ENOENT ? -ESTALE : rc;
 }
 
-static void op_getattr(fuse_req_t req, fuse_ino_t n, struct fuse_file_info *fi)
+/* What getattr and setattr reply: through the handle when there is one
+ * (the size of an encrypted file from its open state), else by the inode. */
+static int stat_of(ovc_overlay *ov, struct ovc_inode *i, struct handle *h,
+		   struct stat *st)
 {
-	ovc_overlay *ov = OV(req);
-	struct stat st;
-	int rc;
-
-	if (fi) {
-		struct handle *h = (struct handle *)(uintptr_t)fi->fh;
-
-		rc = fstat(h->fd, &st) < 0 ? -errno : 0;
-		if (rc == 0 && h->enc) {
-			pthread_rwlock_rdlock(&h->ino->lock);
-			if (h->ino->ef)
-				st.st_size = (off_t)ovc_file_size(h->ino->ef);
-			pthread_rwlock_unlock(&h->ino->lock);
-		}
-	} else {
-		rc = inode_stat(ov, INO(ov, n), &st);
+	if (!h)
+		return inode_stat(ov, i, st);
+	if (fstat(h->fd, st) < 0)
+		return -errno;
+	if (h->enc) {
+		pthread_rwlock_rdlock(&i->lock);
+		if (i->ef)
+			st->st_size = (off_t)ovc_file_size(i->ef);
+		pthread_rwlock_unlock(&i->lock);
 	}
+	return 0;
+}
+
+static void reply_attr(fuse_req_t req, ovc_overlay *ov, struct ovc_inode *i,
+		       struct fuse_file_info *fi)
+{
+	struct stat st;
+	int rc = stat_of(ov, i, fi ? (struct handle *)(uintptr_t)fi->fh : NULL, &st);
+
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
 		fuse_reply_attr(req, &st, TIMEOUT);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t n, struct fuse_file_info *fi)
+{
+	ovc_overlay *ov = OV(req);
+
+	reply_attr(req, ov, INO(ov, n), fi);
 }
 
 /* ---- opening: the decision ------------------------------------------------------- */
@@ -559,7 +571,7 @@ static void who_put(struct who *w)
 	memset(w, 0, sizeof(*w));
 }
 
-static int decide(ovc_overlay *ov, const struct who *w, const char *path,
+static int decide(const struct who *w, const char *path,
 		  enum ovc_fclass fc, const uint8_t *key_id, int write,
 		  int trunc, ovc_decision *d)
 {
@@ -573,7 +585,6 @@ static int decide(ovc_overlay *ov, const struct who *w, const char *path,
 	if (rc < 0)
 		ovc_log_info("%s: access refused to uid %u (%s)", path,
 			     (unsigned)w->uid, d->why ? d->why : "refused");
-	(void)ov;
 	return rc;
 }
 
@@ -609,7 +620,7 @@ static void count_by(ovc_overlay *ov, uid_t uid, int delta)
 
 /* Make the inode's shared encrypted state ready on `fd` (inode lock held
  * for writing): open the header, or check the key of the one open. */
-static int enc_attach(ovc_overlay *ov, struct ovc_inode *i, int fd, int rw,
+static int enc_attach(struct ovc_inode *i, int fd, int rw,
 		      const ovc_view *v, ovc_err *e)
 {
 	if (i->ef) {
@@ -639,7 +650,6 @@ static int enc_attach(ovc_overlay *ov, struct ovc_inode *i, int fd, int rw,
 		i->efd = -1;
 		i->ef = NULL;
 	}
-	(void)ov;
 	return rc;
 }
 
@@ -849,7 +859,7 @@ static int do_open(ovc_overlay *ov, fuse_req_t req, struct ovc_inode *i,
 			drop_mark(i, fd);
 		fc = s ? OVC_FC_ENC : OVC_FC_PLAIN;
 	}
-	rc = decide(ov, &w, path, fc, fc == OVC_FC_ENC ? kid : NULL, write,
+	rc = decide(&w, path, fc, fc == OVC_FC_ENC ? kid : NULL, write,
 		    !!(flags & O_TRUNC), &d);
 	if (rc < 0)
 		goto out;
@@ -876,7 +886,7 @@ static int do_open(ovc_overlay *ov, fuse_req_t req, struct ovc_inode *i,
 		ovc_itable_at_put(ov->it, &pa);
 		rc = ovc_itable_at_parent(ov->it, i, &pa);
 		if (rc == 0 && d.act == OVC_ACT_REKEY && !i->ef)
-			rc = enc_attach(ov, i, fd, 0, w.view, &e);
+			rc = enc_attach(i, fd, 0, w.view, &e);
 		if (rc == 0)
 			rc = rewrite(ov, i, &pa, fd, d.act == OVC_ACT_REKEY ? i->ef : NULL,
 				     d.key, &nfd, &e);
@@ -887,7 +897,7 @@ static int do_open(ovc_overlay *ov, fuse_req_t req, struct ovc_inode *i,
 		ovc_log_info("%s: %s", path, d.act == OVC_ACT_CONVERT
 			     ? "plaintext file encrypted in place (plaintext_under_rule = convert)"
 			     : "re-encrypted under the place's current key before writing");
-		rc = enc_attach(ov, i, fd, 1, w.view, &e);
+		rc = enc_attach(i, fd, 1, w.view, &e);
 		enc = 1;
 		break;
 	}
@@ -896,7 +906,7 @@ static int do_open(ovc_overlay *ov, fuse_req_t req, struct ovc_inode *i,
 		enc = 1;
 		break;
 	case OVC_ACT_ENC:
-		rc = enc_attach(ov, i, fd, write, w.view, &e);
+		rc = enc_attach(i, fd, write, w.view, &e);
 		if (rc == 0 && (flags & O_TRUNC)) {
 			struct tls *t = tls_get();
 
@@ -1065,6 +1075,22 @@ static void op_fsync(fuse_req_t req, fuse_ino_t n, int datasync,
 
 /* ---- data ------------------------------------------------------------------------ */
 
+/* The reply to a read (the bytes in `data`) or a write (data NULL) that
+ * gave `r`, counted. */
+static void reply_io(fuse_req_t req, ovc_overlay *ov, struct handle *h,
+		     ssize_t r, const ovc_err *e, const uint8_t *data)
+{
+	if (r < 0) {
+		fuse_reply_err(req, io_err(ov, h->ino, (int)r, e));
+		return;
+	}
+	atomic_fetch_add(data ? &ov->bytes_read : &ov->bytes_written, (uint64_t)r);
+	if (data)
+		fuse_reply_buf(req, (const char *)data, (size_t)r);
+	else
+		fuse_reply_write(req, (size_t)r);
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t n, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -1098,12 +1124,7 @@ static void op_read(fuse_req_t req, fuse_ino_t n, size_t size, off_t off,
 			r = -errno;
 	}
 	pthread_rwlock_unlock(&h->ino->lock);
-	if (r < 0) {
-		fuse_reply_err(req, io_err(ov, h->ino, (int)r, &e));
-		return;
-	}
-	atomic_fetch_add(&ov->bytes_read, (uint64_t)r);
-	fuse_reply_buf(req, (const char *)t->buf, (size_t)r);
+	reply_io(req, ov, h, r, &e, t->buf);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t n, const char *buf, size_t size,
@@ -1135,12 +1156,7 @@ static void op_write(fuse_req_t req, fuse_ino_t n, const char *buf, size_t size,
 			r = -errno;
 	}
 	pthread_rwlock_unlock(&h->ino->lock);
-	if (r < 0) {
-		fuse_reply_err(req, io_err(ov, h->ino, (int)r, &e));
-		return;
-	}
-	atomic_fetch_add(&ov->bytes_written, (uint64_t)r);
-	fuse_reply_write(req, (size_t)r);
+	reply_io(req, ov, h, r, &e, NULL);
 }
 
 static void op_fallocate(fuse_req_t req, fuse_ino_t n, int mode, off_t off,
@@ -1221,7 +1237,6 @@ static void op_setattr(fuse_req_t req, fuse_ino_t n, struct stat *attr,
 	struct handle *h = fi ? (struct handle *)(uintptr_t)fi->fh : NULL;
 	struct ovc_at a = { .fd = -1 };
 	char p[64];
-	struct stat st;
 	int rc = 0;
 
 	rc = ovc_itable_at(ov->it, i, 1, &a);
@@ -1274,21 +1289,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t n, struct stat *attr,
 			goto out;
 	}
 	ovc_itable_at_put(ov->it, &a);
-	if (h) {
-		rc = fstat(h->fd, &st) < 0 ? -errno : 0;
-		if (rc == 0 && h->enc) {
-			pthread_rwlock_rdlock(&i->lock);
-			if (i->ef)
-				st.st_size = (off_t)ovc_file_size(i->ef);
-			pthread_rwlock_unlock(&i->lock);
-		}
-	} else {
-		rc = inode_stat(ov, i, &st);
-	}
-	if (rc < 0)
-		fuse_reply_err(req, -rc);
-	else
-		fuse_reply_attr(req, &st, TIMEOUT);
+	reply_attr(req, ov, i, fi);
 	return;
 out:
 	ovc_itable_at_put(ov->it, &a);
@@ -1428,27 +1429,21 @@ static void op_readlink(fuse_req_t req, fuse_ino_t n)
 	}
 }
 
-/* The rule class of a name for EXDEV checks: the key a new file there
- * gets (NULL: plaintext). */
+/* Do two names belong to the same rule class (a new file at each would
+ * get the same key, or plaintext)? What link() asks: across rules, EXDEV. */
 static int same_class(ovc_overlay *ov, const struct who *w, struct ovc_inode *p1,
 		      const char *n1, struct ovc_inode *p2, const char *n2)
 {
 	char a[PATH_MAX], b[PATH_MAX];
-	const ovc_rule *r1, *r2;
+	ovc_rename_request r = {
+		.view = w->view, .guard = (const char *const *)w->guard,
+		.nguard = w->nguard, .src = a, .dst = b, .kind = OVC_RK_OTHER,
+	};
+	ovc_rename_decision d;
 
 	if (abs_path(ov, p1, n1, a, sizeof(a)) < 0 || abs_path(ov, p2, n2, b, sizeof(b)) < 0)
 		return 0;
-	if (!w->view) {
-		int g1 = ovc_path_under_any(a, (const char *const *)w->guard, w->nguard);
-		int g2 = ovc_path_under_any(b, (const char *const *)w->guard, w->nguard);
-
-		return g1 == g2;
-	}
-	r1 = ovc_decide_create_rule(w->view, a);
-	r2 = ovc_decide_create_rule(w->view, b);
-	if (!r1 || !r2)
-		return r1 == r2;
-	return memcmp(r1->key_id, r2->key_id, OVC_KEY_ID_BYTES) == 0;
+	return ovc_decide_rename(&r, &d) == 0;
 }
 
 /* Descriptors of two inodes themselves (link, rename); both released by
@@ -1547,6 +1542,177 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	fuse_reply_err(req, rc);
 }
 
+/* Is the regular file `name` (in dirfd; inode i, may be NULL) encrypted?
+ * 1 with its key id, 0, or -errno. */
+static int file_key_id(int dirfd, const char *name, struct ovc_inode *i,
+		       uint8_t kid[OVC_KEY_ID_BYTES])
+{
+	uint8_t hb[OVC_HEADER_SIZE];
+	ovc_header h;
+	ssize_t n;
+	int fd, rc = 0;
+
+	if (i) {
+		pthread_rwlock_rdlock(&i->lock);
+		if (i->ef) {
+			memcpy(kid, ovc_file_header(i->ef)->key_id, OVC_KEY_ID_BYTES);
+			rc = 1;
+		}
+		pthread_rwlock_unlock(&i->lock);
+		if (rc)
+			return rc;
+	}
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = pread(fd, hb, sizeof(hb), 0);
+	rc = n < 0 ? -errno : 0;
+	close(fd);
+	if (rc < 0)
+		return rc;
+	if (!ovc_is_encrypted(hb, (size_t)n))
+		return 0;
+	if (ovc_header_decode(hb, (size_t)n, &h, NULL) < 0)
+		return -EIO; /* damaged: not moved across rules */
+	memcpy(kid, h.key_id, OVC_KEY_ID_BYTES);
+	return 1;
+}
+
+/* A rewrap in progress: the header already under the destination's key,
+ * the rename not yet done. The inode lock is held throughout. */
+struct rewrap {
+	struct ovc_inode *i;     /* locked, or NULL */
+	ovc_file *f;             /* the inode's state, or `own` */
+	ovc_file *own;           /* opened here (the file was not open) */
+	int fd;                  /* own's descriptor */
+	const ovc_key *from;
+	char path[PATH_MAX];
+};
+
+/* Open the encrypted file `name` (in dirfd) for a rewrap, or use its open
+ * state; the inode lock taken. */
+static int rewrap_start(struct rewrap *rw, const struct who *w, int dirfd,
+			const char *name, struct ovc_inode *i, ovc_err *e)
+{
+	rw->i = i;
+	if (i)
+		pthread_rwlock_wrlock(&i->lock);
+	if (i && i->ef && i->efd_rw) {
+		rw->f = i->ef;
+		return 0;
+	}
+	rw->fd = openat(dirfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (rw->fd < 0)
+		return ovc_err_set(e, -errno, "cannot open it to rewrap its key: %s", strerror(errno));
+	if (i && i->ef) {
+		struct stat st;
+
+		/* open read-only so far: its state goes on with this one */
+		if (fstat(rw->fd, &st) < 0 || st.st_ino != i->ino || st.st_dev != i->dev)
+			return ovc_err_set(e, -ESTALE, "the file changed while it was being moved");
+		ovc_file_set_fd(i->ef, rw->fd);
+		if (i->efd >= 0)
+			close(i->efd);
+		i->efd = rw->fd;
+		i->efd_rw = 1;
+		rw->fd = -1;
+		rw->f = i->ef;
+		return 0;
+	}
+	int rc = ovc_file_open(rw->fd, lookup_key, (void *)w->view, &rw->own, e);
+
+	rw->f = rw->own;
+	return rc;
+}
+
+static void rewrap_end(struct rewrap *rw)
+{
+	ovc_file_close(rw->own);
+	if (rw->fd >= 0)
+		close(rw->fd);
+	if (rw->i)
+		pthread_rwlock_unlock(&rw->i->lock);
+	rw->own = rw->f = NULL;
+	rw->fd = -1;
+	rw->i = NULL;
+}
+
+/* The rename failed: the old key back (both are held). */
+static void rewrap_undo(struct rewrap *rw)
+{
+	ovc_err e = { 0 };
+
+	if (!rw->f)
+		return;
+	if (ovc_file_rewrap(rw->f, rw->from, &e) < 0)
+		ovc_log_error("%s: the rename failed and the key could not be put back (%s): the file stays readable with the destination's key",
+			      rw->path, e.msg);
+	rewrap_end(rw);
+}
+
+static void rewrap_done(struct rewrap *rw)
+{
+	if (!rw->f)
+		return;
+	ovc_log_info("%s: moved to a place with another rule: its key rewrapped", rw->path);
+	rewrap_end(rw);
+}
+
+/* What a rename across places does (ovc_decide_rename); for a rewrap the
+ * header is rewritten (rw filled, inode locked) before the rename. */
+static int rename_plan(ovc_overlay *ov, const struct who *w, struct ovc_inode *p1,
+		       const char *n1, struct ovc_inode *p2, const char *n2,
+		       int dirfd, const struct stat *st, struct ovc_inode *i,
+		       int exchange, struct rewrap *rw)
+{
+	char b[PATH_MAX];
+	uint8_t kid[OVC_KEY_ID_BYTES];
+	ovc_rename_request r = {
+		.view = w->view, .guard = (const char *const *)w->guard,
+		.nguard = w->nguard, .src = rw->path, .dst = b,
+		.kind = OVC_RK_OTHER, .exchange = exchange,
+	};
+	ovc_rename_decision d;
+	ovc_err e = { 0 };
+	int rc;
+
+	if (abs_path(ov, p1, n1, rw->path, sizeof(rw->path)) < 0 ||
+	    abs_path(ov, p2, n2, b, sizeof(b)) < 0)
+		return -ENAMETOOLONG;
+	rc = ovc_decide_rename(&r, &d);
+	if (rc == 0)
+		return 0; /* the same rule class: as it is */
+	if (S_ISDIR(st->st_mode)) {
+		r.kind = OVC_RK_DIR;
+	} else if (S_ISREG(st->st_mode)) {
+		rc = file_key_id(dirfd, n1, i, kid);
+		if (rc < 0)
+			return rc;
+		r.kind = rc ? OVC_RK_ENC : OVC_RK_FILE;
+		r.key_id = kid;
+	}
+	rc = ovc_decide_rename(&r, &d);
+	if (rc < 0) {
+		ovc_log_info("%s -> %s: %s (%s)", rw->path, b,
+			     rc == -EXDEV ? "not renamed in place, programs copy" : "refused",
+			     d.why ? d.why : "across rules");
+		return rc;
+	}
+	if (d.act != OVC_REN_REWRAP)
+		return 0;
+	rw->from = d.from;
+	rc = rewrap_start(rw, w, dirfd, n1, i, &e);
+	if (rc == 0)
+		rc = ovc_file_rewrap(rw->f, d.to, &e);
+	if (rc < 0) {
+		ovc_log_error("%s: not moved: its key could not be rewrapped: %s", rw->path,
+			      e.msg[0] ? e.msg : strerror(-rc));
+		rewrap_end(rw);
+		return rc == -EBADMSG || rc == -EPROTO ? -EIO : rc;
+	}
+	return 0;
+}
+
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname, unsigned flags)
 {
@@ -1555,6 +1721,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct ovc_at a = { .fd = -1 }, d = { .fd = -1 };
 	struct stat st, dst;
 	struct who w;
+	struct rewrap rw = { .fd = -1 };
 	int rc = who_get(ov, req, &w), have_dst;
 
 	if (rc < 0)
@@ -1571,21 +1738,23 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		goto out;
 	}
 	have_dst = fstatat(d.fd, newname, &dst, AT_SYMLINK_NOFOLLOW) == 0;
-	/* Moving content between places with different rules needs a copy
-	 * (or a rewrap): EXDEV lets mv copy through the overlay, so the copy
-	 * gets the destination's form. Folders, links and nodes too: what is
-	 * below a folder belongs to its rule. */
-	if (!same_class(ov, &w, p, name, np, newname)) {
-		rc = -EXDEV;
+	moved = ovc_itable_find(ov->it, st.st_dev, st.st_ino);
+	/* Between places with different rules (ovc_decide_rename): a
+	 * rewrap, a move that keeps the file encrypted, or EXDEV, which lets
+	 * mv copy through the overlay so that the copy gets the
+	 * destination's form. */
+	rc = rename_plan(ov, &w, p, name, np, newname, a.fd, &st, moved,
+			 !!(flags & RENAME_EXCHANGE), &rw);
+	if (rc < 0)
 		goto out;
-	}
 	if (have_dst && !(flags & RENAME_EXCHANGE))
 		before_remove(ov, d.fd, newname);
 	if (renameat2(a.fd, name, d.fd, newname, flags) < 0) {
 		rc = -errno;
+		rewrap_undo(&rw);
 		goto out;
 	}
-	moved = ovc_itable_find(ov->it, st.st_dev, st.st_ino);
+	rewrap_done(&rw);
 	if (moved)
 		ovc_itable_moved(ov->it, moved, np, newname);
 	if ((flags & RENAME_EXCHANGE) && have_dst) {
@@ -1627,7 +1796,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		goto fail;
 	rc = abs_path(ov, p, name, path, sizeof(path));
 	if (rc == 0)
-		rc = decide(ov, &w, path, OVC_FC_NEW, NULL, 1, 0, &d);
+		rc = decide(&w, path, OVC_FC_NEW, NULL, 1, 0, &d);
 	who_put(&w);
 	if (rc < 0)
 		goto fail;

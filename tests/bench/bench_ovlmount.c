@@ -1,10 +1,11 @@
 /*
  * bench_ovlmount.c - mount the overlay on one folder, in place, with one
- * shared rule and a fresh key made here (no agent, no policy), and with some
+ * shared rule and a key of its own (no agent, no policy), and with some
  * of its speed choices turned off, so that tests/bench/fsbench.py can
  * measure what each choice is worth (FSBENCH_VARIANTS). Serves until SIGTERM
- * or SIGINT, then unmounts. A benchmark tool, never installed: the key lives
- * only in this process.
+ * or SIGINT, then unmounts. A benchmark tool, never installed: its key is a
+ * plain keys file (mode 0600) that the benchmark keeps in its scratch folder
+ * so that files survive a remount.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -27,7 +28,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: bench_ovlmount [OPTION]... DIR\n"
 		"Mount the overcrypt overlay on DIR in place (one shared rule over DIR,\n"
-		"a key made for this run) until SIGTERM or SIGINT. For benchmarks only.\n\n"
+		"the key from a plain keys file) until SIGTERM or SIGINT. For benchmarks only.\n\n"
+		"  --keys FILE         the keys file (made, mode 0600, when missing; required)\n"
 		"  --no-writeback      no kernel writeback cache\n"
 		"  --no-keep-cache     never keep the page cache across opens\n"
 		"  --no-readdirplus    plain readdir\n"
@@ -44,6 +46,7 @@ int main(int argc, char **argv)
 		{ "no-readdirplus", no_argument, NULL, 'p' },
 		{ "max-write", required_argument, NULL, 'm' },
 		{ "read-ahead-kb", required_argument, NULL, 'r' },
+		{ "keys", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -61,6 +64,7 @@ int main(int argc, char **argv)
 	char dir[PATH_MAX], rp[PATH_MAX + 2];
 	const char *folders[1];
 	sigset_t set;
+	const char *keyfile = NULL;
 	int c, sig;
 
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -70,11 +74,12 @@ int main(int argc, char **argv)
 		case 'p': o.no_readdirplus = 1; break;
 		case 'm': o.max_write = (unsigned)strtoul(optarg, NULL, 0); break;
 		case 'r': o.read_ahead_kb = (unsigned)strtoul(optarg, NULL, 0); break;
+		case 'K': keyfile = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (optind != argc - 1) {
+	if (optind != argc - 1 || !keyfile) {
 		usage(stderr);
 		return 2;
 	}
@@ -84,10 +89,21 @@ int main(int argc, char **argv)
 	}
 	if (ovc_common_init() < 0)
 		return 1;
-	ks = ovc_keyset_new(1);
-	if (!ks || ovc_keyset_generate(ks, &k) < 0) {
-		fprintf(stderr, "bench_ovlmount: cannot make a key\n");
-		return 1;
+	if (access(keyfile, F_OK) == 0) {
+		if (ovc_keyset_load(keyfile, NULL, &ks, &e) < 0 || ks->n < 1) {
+			fprintf(stderr, "bench_ovlmount: %s: %s\n", keyfile,
+				e.msg[0] ? e.msg : "no key");
+			return 1;
+		}
+		k = &ks->keys[0];
+	} else {
+		ks = ovc_keyset_new(1);
+		if (!ks || ovc_keyset_generate(ks, &k) < 0 ||
+		    ovc_keyset_save(keyfile, ks, &e) < 0) {
+			fprintf(stderr, "bench_ovlmount: %s: cannot make the key: %s\n",
+				keyfile, e.msg);
+			return 1;
+		}
 	}
 	memcpy(r.key_id, k->id, sizeof(r.key_id));
 	snprintf(rp, sizeof(rp), "%s/", dir);

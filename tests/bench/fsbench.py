@@ -287,6 +287,21 @@ class Fs:
                 self.proc.wait()
             self.proc = None
 
+    def term_umount(self):
+        """For daemons that unmount themselves: SIGTERM, wait, then abort what is left."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.notes.append('%s did not stop within 20 s of SIGTERM: killed' % self.name)
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+            self.proc = None
+        if is_mounted(self.mnt):
+            fuse_abort(self.mnt)
+            subprocess.run(['umount', '-l', self.mnt], capture_output=True)
+
     def remount(self, drop=True):
         """Cold: unmount, drop the kernel's caches, mount again. drop=False keeps the
         backing filesystem's page cache (only the overlay's own state goes)."""
@@ -496,19 +511,7 @@ class Overcrypt(Fs):
         self.run_cmd(self.oc + ['unlock', '--passphrase-file', self.pw], 'unlock')
         self.wait_mounted(self.mnt)
 
-    def umount(self):
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.notes.append('overcryptd did not stop within 20 s of SIGTERM: killed')
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-            self.proc = None
-        if is_mounted(self.mnt):
-            fuse_abort(self.mnt)
-            subprocess.run(['umount', '-l', self.mnt], capture_output=True)
+    umount = Fs.term_umount
 
     def teardown(self):
         self.umount()
@@ -548,20 +551,9 @@ class OvlVariant(Fs):
         return self.mnt
 
     def cmd(self):
-        return [self.tool] + self.flags + [self.mnt]
+        return [self.tool, '--keys', os.path.join(self.base, 'keys.json')] + self.flags + [self.mnt]
 
-    def umount(self):
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-            self.proc = None
-        if is_mounted(self.mnt):
-            fuse_abort(self.mnt)
-            subprocess.run(['umount', '-l', self.mnt], capture_output=True)
+    umount = Fs.term_umount
 
 
 VARIANTS = {  # name: bench_ovlmount flags (docs/overlay.md, "Kernel caches and speed")

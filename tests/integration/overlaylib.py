@@ -63,6 +63,11 @@ groups = staff
 type = public
 path = {data}/enc/pub/
 groups = staff
+
+[asset legal]
+type = shared
+path = {data}/enc/legal/
+groups = staff
 """
 
 
@@ -132,6 +137,7 @@ class Overlay:
         self.data = tmp / "data"
         self.path = self.data / "enc"
         self.pub = self.path / "pub"
+        self.legal = self.path / "legal"      # another shared rule, another key
         self.backing = tmp / "raw"
         self.agent = agent
         self.org = org
@@ -141,9 +147,9 @@ class Overlay:
         """The backing-side path of `p` (a path under self.data)."""
         return self.backing / pathlib.Path(p).relative_to(self.data)
 
-    def fresh(self, public=False, name="t"):
+    def fresh(self, public=False, name="t", legal=False):
         self._n += 1
-        d = (self.pub if public else self.path) / f"{name}{self._n}"
+        d = (self.pub if public else self.legal if legal else self.path) / f"{name}{self._n}"
         d.mkdir()
         return d
 
@@ -255,6 +261,7 @@ def overlay(build, tmp_path_factory):
     org_dir.mkdir()
     data = tmp / "data"
     (data / "enc" / "pub").mkdir(parents=True)
+    (data / "enc" / "legal").mkdir()
     raw = tmp / "raw"
     raw.mkdir()
     agent = None

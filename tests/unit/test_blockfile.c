@@ -581,6 +581,54 @@ static void test_repair(void **state)
 /* A growing write the backing file system refuses part-way (EFBIG here,
  * through RLIMIT_FSIZE; ENOSPC alike) leaves the file readable at its old
  * size, the data before intact. */
+static const ovc_key *lookup_only(void *ctx, const uint8_t id[OVC_KEY_ID_BYTES])
+{
+	const ovc_key *k = ctx;
+
+	return memcmp(id, k->id, OVC_KEY_ID_BYTES) == 0 ? k : NULL;
+}
+
+/* A rename into another rule's place rewraps the file key in the header:
+ * the same file id, file key and blocks, the new key id; an open handle
+ * goes on reading and writing (holes after it are flagged under the new
+ * key); only the new key opens it afterwards. */
+static void test_rewrap(void **state)
+{
+	static uint8_t data[10000], out[30000];
+	uint8_t fid[sizeof(((ovc_header *)0)->file_id)];
+	ovc_file *f, *g;
+	ovc_err e = { 0 };
+	int fd;
+	(void)state;
+
+	randombytes_buf(data, sizeof(data));
+	fd = make_file(data, sizeof(data), &g_key);
+	assert_int_equal(ovc_file_open(fd, lookup_only, &g_key, &f, &e), 0);
+	memcpy(fid, ovc_file_header(f)->file_id, sizeof(fid));
+	assert_int_equal(ovc_file_rewrap(f, &g_key, &e), 0); /* same key: nothing */
+	assert_int_equal(ovc_file_rewrap(f, &g_other, &e), 0);
+	assert_memory_equal(ovc_file_header(f)->key_id, g_other.id, OVC_KEY_ID_BYTES);
+	assert_memory_equal(ovc_file_header(f)->file_id, fid, sizeof(fid));
+	assert_int_equal(ovc_file_pread(f, g_c, out, sizeof(out), 0, &e), (ssize_t)sizeof(data));
+	assert_memory_equal(out, data, sizeof(data));
+	/* a write past the end: a hole, the sparse flag set under the new key */
+	assert_int_equal(ovc_file_pwrite(f, g_c, "tail", 4, 20000, &e), 4);
+	ovc_file_close(f);
+
+	assert_int_equal(ovc_file_open(fd, lookup_only, &g_key, &g, &e), -EACCES);
+	assert_int_equal(ovc_file_open(fd, lookup_only, &g_other, &g, &e), 0);
+	assert_memory_equal(ovc_file_header(g)->file_id, fid, sizeof(fid));
+	assert_true(ovc_file_header(g)->flags & OVC_FLAG_SPARSE);
+	assert_int_equal(ovc_file_pread(g, g_c, out, sizeof(out), 0, &e), 20004);
+	assert_memory_equal(out, data, sizeof(data));
+	for (size_t i = sizeof(data); i < 20000; i++)
+		assert_int_equal(out[i], 0);
+	assert_memory_equal(out + 20000, "tail", 4);
+	assert_int_equal(ovc_file_verify(g, g_c, NULL, &e), 0);
+	ovc_file_close(g);
+	close(fd);
+}
+
 static void test_failed_growth_settles(void **state)
 {
 	uint8_t data[4096 + 100], out[1 << 16];
@@ -633,6 +681,7 @@ int main(void)
 		cmocka_unit_test(test_model),
 		cmocka_unit_test(test_repair),
 		cmocka_unit_test(test_failed_growth_settles),
+		cmocka_unit_test(test_rewrap),
 	};
 	int rc;
 

@@ -31,10 +31,11 @@ static ovc_view *view(ovc_view_state st, enum ovc_plaintext_mode pm)
 
 static int setup(void **state)
 {
-	ovc_rule r[3] = {
+	ovc_rule r[4] = {
 		{ .asset = "docs", .type = OVC_RULE_SHARED, .path = "/srv/docs/", .has_key = 1 },
 		{ .asset = "pub", .type = OVC_RULE_PUBLIC, .path = "/srv/docs/pub/" },
 		{ .asset = "word", .type = OVC_RULE_SHARED, .path = "/srv/office/ *.docx", .has_key = 1 },
+		{ .asset = "legal", .type = OVC_RULE_SHARED, .path = "/srv/legal/", .has_key = 1 },
 	};
 	ovc_ruleset *rs;
 	ovc_err e = { 0 };
@@ -59,8 +60,9 @@ static int setup(void **state)
 	}
 	memcpy(r[0].key_id, k_docs->id, 16);
 	memcpy(r[2].key_id, k_docs->id, 16);
+	memcpy(r[3].key_id, k_other->id, 16);
 	r[2].path = "/srv/office/*.docx";
-	assert_int_equal(ovc_ruleset_build(r, 3, "alice", NULL, 0, &rs, &e), 0);
+	assert_int_equal(ovc_ruleset_build(r, 4, "alice", NULL, 0, &rs, &e), 0);
 	rules = ovc_view_rules_new(rs);
 	keys = ovc_view_keys_new(ks);
 	return 0;
@@ -199,6 +201,90 @@ static void test_no_policy_and_no_view(void **state)
 	assert_int_equal(ovc_decide(&r, &d), 0);
 }
 
+static int ren(const ovc_view *v, const char *src, const char *dst,
+	       enum ovc_rkind kind, const ovc_key *kid, int exchange,
+	       ovc_rename_decision *d)
+{
+	ovc_rename_request r = { .view = v, .src = src, .dst = dst, .kind = kind,
+				 .key_id = kid ? kid->id : NULL, .exchange = exchange };
+
+	return ovc_decide_rename(&r, d);
+}
+
+/* Renames: within one rule's class as they are; an encrypted file into
+ * another encrypting place rewrapped; into a place with no rule kept
+ * encrypted with persistent encryption, else EXDEV; plaintext across,
+ * exchanges across, folders between two encrypting rules: EXDEV. */
+static void test_rename(void **state)
+{
+	ovc_policy_settings on = { .persistent_encryption = 1 }, off = { 0 };
+	ovc_view *v = ovc_view_new(1000, "alice", OVC_VIEW_READY, 7, &on, rules, keys, folders, 2);
+	ovc_view *nop = ovc_view_new(1000, "alice", OVC_VIEW_READY, 7, &off, rules, keys, folders, 2);
+	ovc_view *lk = ovc_view_new(1000, "alice", OVC_VIEW_LOCKED, 7, &on, rules, NULL, folders, 2);
+	ovc_rename_decision d;
+
+	(void)state;
+	/* the same class: plain, whatever the object, locked too */
+	assert_int_equal(ren(v, "/srv/docs/a", "/srv/docs/sub/b", OVC_RK_ENC, k_docs, 0, &d), 0);
+	assert_int_equal(d.act, OVC_REN_PLAIN);
+	assert_int_equal(ren(lk, "/srv/docs/a", "/srv/docs/b", OVC_RK_ENC, k_docs, 1, &d), 0);
+	assert_int_equal(ren(v, "/tmp/x", "/home/y", OVC_RK_FILE, NULL, 0, &d), 0);
+	assert_int_equal(ren(v, "/srv/docs/a", "/srv/office/b.docx", OVC_RK_DIR, NULL, 0, &d), 0);
+	/* encrypted into another rule's place: rewrapped from its key to
+	 * the place's */
+	assert_int_equal(ren(v, "/srv/docs/a", "/srv/legal/a", OVC_RK_ENC, k_docs, 0, &d), 0);
+	assert_int_equal(d.act, OVC_REN_REWRAP);
+	assert_ptr_equal(d.from, k_docs);
+	assert_ptr_equal(d.to, k_other);
+	/* a file under a retired key too; one already under the place's
+	 * key is renamed as it is */
+	assert_int_equal(ren(v, "/srv/docs/a", "/srv/legal/a", OVC_RK_ENC, k_old, 0, &d), 0);
+	assert_int_equal(d.act, OVC_REN_REWRAP);
+	assert_ptr_equal(d.from, k_old);
+	assert_int_equal(ren(v, "/srv/docs/a", "/srv/legal/a", OVC_RK_ENC, k_other, 0, &d), 0);
+	assert_int_equal(d.act, OVC_REN_PLAIN);
+	/* an encrypted file from a place with no rule into one */
+	assert_int_equal(ren(v, "/home/a", "/srv/docs/a", OVC_RK_ENC, k_other, 0, &d), 0);
+	assert_int_equal(d.act, OVC_REN_REWRAP);
+	assert_ptr_equal(d.to, k_docs);
+	/* locked: no keys, no rewrap */
+	assert_int_equal(ren(lk, "/srv/docs/a", "/srv/legal/a", OVC_RK_ENC, k_docs, 0, &d), -EACCES);
+	assert_string_equal(d.why, "locked");
+	/* to a place with no rule, or a public one: stays encrypted with
+	 * persistent encryption, else EXDEV */
+	assert_int_equal(ren(v, "/srv/docs/a", "/home/a", OVC_RK_ENC, k_docs, 0, &d), 0);
+	assert_int_equal(d.act, OVC_REN_PLAIN);
+	assert_int_equal(ren(v, "/srv/docs/a", "/srv/docs/pub/a", OVC_RK_ENC, k_docs, 0, &d), 0);
+	assert_int_equal(ren(lk, "/srv/docs/a", "/home/a", OVC_RK_ENC, k_docs, 0, &d), 0);
+	assert_int_equal(ren(nop, "/srv/docs/a", "/home/a", OVC_RK_ENC, k_docs, 0, &d), -EXDEV);
+	/* folders: out of a rule with persistent encryption as they are;
+	 * into one, or between two, EXDEV (mv copies) */
+	assert_int_equal(ren(v, "/srv/docs/d", "/home/d", OVC_RK_DIR, NULL, 0, &d), 0);
+	assert_int_equal(ren(nop, "/srv/docs/d", "/home/d", OVC_RK_DIR, NULL, 0, &d), -EXDEV);
+	assert_int_equal(ren(v, "/home/d", "/srv/docs/d", OVC_RK_DIR, NULL, 0, &d), -EXDEV);
+	assert_int_equal(ren(v, "/srv/docs/d", "/srv/legal/d", OVC_RK_DIR, NULL, 0, &d), -EXDEV);
+	/* plaintext, empty files, links and nodes across: EXDEV */
+	assert_int_equal(ren(v, "/home/p", "/srv/docs/p", OVC_RK_FILE, NULL, 0, &d), -EXDEV);
+	assert_int_equal(ren(v, "/srv/docs/p", "/home/p", OVC_RK_FILE, NULL, 0, &d), -EXDEV);
+	assert_int_equal(ren(v, "/srv/docs/l", "/home/l", OVC_RK_OTHER, NULL, 0, &d), -EXDEV);
+	/* exchanges across rules: EXDEV */
+	assert_int_equal(ren(v, "/srv/docs/a", "/srv/legal/a", OVC_RK_ENC, k_docs, 1, &d), -EXDEV);
+	assert_int_equal(ren(v, "/srv/docs/a", "/home/a", OVC_RK_ENC, k_docs, 1, &d), -EXDEV);
+	/* no view: only within, or outside, the served folders */
+	{
+		const char *g[] = { "/srv/docs" };
+		ovc_rename_request r = { .guard = g, .nguard = 1, .src = "/srv/docs/a",
+					 .dst = "/srv/docs/b", .kind = OVC_RK_ENC };
+
+		assert_int_equal(ovc_decide_rename(&r, &d), 0);
+		r.dst = "/home/b";
+		assert_int_equal(ovc_decide_rename(&r, &d), -EXDEV);
+	}
+	ovc_view_put(v);
+	ovc_view_put(nop);
+	ovc_view_put(lk);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -206,6 +292,7 @@ int main(void)
 		cmocka_unit_test(test_refuse_and_strict),
 		cmocka_unit_test(test_locked_expired),
 		cmocka_unit_test(test_no_policy_and_no_view),
+		cmocka_unit_test(test_rename),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

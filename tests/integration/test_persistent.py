@@ -1,0 +1,185 @@
+"""Persistent encryption and moves between rules (issue 7; DESIGN.md, "The overlay";
+docs/overlay.md, "Moving between rules"), through a real overlay mounted by overcryptd.
+
+The overlay fixture's org: `enc/` (shared asset "enc"), `enc/legal/` (shared asset
+"legal": another key), `enc/pub/` (public: no key, passthrough). Persistent encryption is
+on (the org default) unless a test turns it off.
+"""
+import errno
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from agentlib import set_setting
+from overlaylib import MAGIC, MARK, data, overlay  # noqa: F401
+
+KEY_ID = slice(16, 32)     # header fields (crypto/format.h)
+FILE_ID = slice(32, 48)
+
+
+def header(p):
+    with open(p, "rb") as f:
+        return f.read(120)
+
+
+def write(p, b):
+    with open(p, "wb") as f:
+        f.write(b)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read(p):
+    with open(p, "rb") as f:
+        return f.read()
+
+
+def expect_errno(n, fn, *a):
+    with pytest.raises(OSError) as ei:
+        fn(*a)
+    assert ei.value.errno == n, f"{fn.__name__}{a}: {ei.value!r}, want {errno.errorcode[n]}"
+
+
+def key_id_of(ov, folder):
+    """The key id a new file in `folder` gets (from a probe file's header)."""
+    p = folder / ".probe"
+    write(p, b"probe")
+    kid = header(ov.backing_of(p))[KEY_ID]
+    os.unlink(p)
+    return kid
+
+
+def test_move_out_of_rule_stays_encrypted(overlay):
+    """Encrypted file to a place with no key (public): renamed in place (same inode),
+    still encrypted on the backing side, readable; a descriptor open across the move
+    keeps reading and writing."""
+    src, dst = overlay.fresh(), overlay.fresh(public=True)
+    body = data(3 * 4096 + 17)
+    write(src / "a", body)
+    ino = os.stat(src / "a").st_ino
+    fd = os.open(src / "a", os.O_RDWR)
+    try:
+        os.rename(src / "a", dst / "a")
+        assert os.stat(dst / "a").st_ino == ino
+        assert os.pread(fd, 100, 0) == body[:100]
+        os.pwrite(fd, b"after the move", 5)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    want = body[:5] + b"after the move" + body[19:]
+    assert read(dst / "a") == want
+    raw = read(overlay.backing_of(dst / "a"))
+    assert raw.startswith(MAGIC) and MARK not in raw
+    # and back into the rule: same key, a plain rename
+    os.rename(dst / "a", src / "b")
+    assert read(src / "b") == want
+
+
+def test_move_folder_out_of_rule(overlay):
+    """A folder leaves the rule as it is: what was encrypted below stays so."""
+    src, dst = overlay.fresh(), overlay.fresh(public=True)
+    (src / "d" / "e").mkdir(parents=True)
+    files = {"d/x": data(100), "d/e/y": data(9000)}
+    for rel, b in files.items():
+        write(src / rel, b)
+    os.rename(src / "d", dst / "d")
+    for rel, b in files.items():
+        assert read(dst / rel) == b
+        assert header(overlay.backing_of(dst / rel)).startswith(MAGIC)
+
+
+def test_move_between_rules_rewraps(overlay):
+    """Encrypted -> another rule's place: the header's key id becomes the destination's,
+    the file id stays (same file key, same blocks); hard links and open descriptors
+    survive; the log says so."""
+    src, dst = overlay.fresh(), overlay.fresh(legal=True)
+    body = data(5 * 4096)
+    write(src / "f", body)
+    os.link(src / "f", src / "f-link")
+    before = header(overlay.backing_of(src / "f"))
+    blocks = read(overlay.backing_of(src / "f"))[120:]
+    want_kid = key_id_of(overlay, dst)
+    assert before[KEY_ID] != want_kid
+    fd = os.open(src / "f", os.O_RDONLY)
+    try:
+        os.rename(src / "f", dst / "f")
+        assert os.pread(fd, 64, 4096) == body[4096:4160]
+    finally:
+        os.close(fd)
+    after = header(overlay.backing_of(dst / "f"))
+    assert after[KEY_ID] == want_kid
+    assert after[FILE_ID] == before[FILE_ID]
+    assert read(overlay.backing_of(dst / "f"))[120:] == blocks   # no block rewritten
+    assert read(dst / "f") == body
+    assert read(src / "f-link") == body                           # the other name
+    assert os.stat(src / "f-link").st_ino == os.stat(dst / "f").st_ino
+    assert "its key rewrapped" in overlay.agent.log()
+    # writes after the move go on under the new key
+    with open(dst / "f", "r+b") as f:
+        f.seek(100)
+        f.write(b"edited")
+    assert read(dst / "f")[100:106] == b"edited"
+    assert header(overlay.backing_of(dst / "f"))[KEY_ID] == want_kid
+
+
+def test_mv_folder_between_rules_copies(overlay):
+    """A folder between two encrypting rules is EXDEV (its files would need a journal of
+    rewraps: not yet); mv then copies, and the copies are under the destination's key."""
+    src, dst = overlay.fresh(), overlay.fresh(legal=True)
+    (src / "d").mkdir()
+    write(src / "d" / "x", data(5000))
+    expect_errno(errno.EXDEV, os.rename, src / "d", dst / "d")
+    p = subprocess.run(["mv", src / "d", dst / "d"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert header(overlay.backing_of(dst / "d" / "x"))[KEY_ID] == key_id_of(overlay, dst)
+    assert not (src / "d").exists()
+
+
+def test_plaintext_across_and_exchange(overlay):
+    """Plaintext into an encrypting place, plaintext out of one, and any exchange across
+    rules: EXDEV; mv then copies and the copy takes the destination's form."""
+    enc, pub = overlay.fresh(), overlay.fresh(public=True)
+    write(pub / "p", b"public " + MARK)
+    expect_errno(errno.EXDEV, os.rename, pub / "p", enc / "p")
+    p = subprocess.run(["mv", pub / "p", enc / "p"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert header(overlay.backing_of(enc / "p")).startswith(MAGIC)
+    assert read(enc / "p") == b"public " + MARK
+    write(enc / "q", b"secret")
+    write(pub / "r", b"open")
+    expect_errno(errno.EXDEV, os.rename, pub / "r", enc / "r")
+    lib = __import__("ctypes").CDLL(None, use_errno=True)
+    rc = lib.renameat2(-100, bytes(enc / "q"), -100, bytes(pub / "r"), 2)  # RENAME_EXCHANGE
+    assert rc == -1 and __import__("ctypes").get_errno() == errno.EXDEV
+
+
+def test_persistent_off_gives_exdev(overlay):
+    """With persistent encryption off, an encrypted file leaving the rule is EXDEV, and
+    mv's copy is plaintext (what the admin chose); turned on again, files stay encrypted.
+    The setting applies to moves from then on: nothing already moved is rewritten."""
+    src, dst = overlay.fresh(), overlay.fresh(public=True)
+    write(src / "kept", b"moved while on")
+    os.rename(src / "kept", dst / "kept")
+    conf = overlay.org.conf()
+    try:
+        set_setting(conf, "persistent_encryption", "no")
+        overlay.org.publish(overlay.tmp / "published")
+        p = overlay.agent.refresh()
+        assert p.returncode == 0, p.out + p.err
+        write(src / "a", b"secret " + MARK)
+        expect_errno(errno.EXDEV, os.rename, src / "a", dst / "a")
+        # the file moved earlier is left as it is
+        assert header(overlay.backing_of(dst / "kept")).startswith(MAGIC)
+        assert read(dst / "kept") == b"moved while on"
+        shutil.copyfile(src / "a", dst / "a-copy")
+        assert read(overlay.backing_of(dst / "a-copy")) == b"secret " + MARK
+        os.unlink(dst / "a-copy")   # keep the marker out of the backing side
+    finally:
+        set_setting(conf, "persistent_encryption", "yes")
+        overlay.org.publish(overlay.tmp / "published")
+        p = overlay.agent.refresh()
+        assert p.returncode == 0, p.out + p.err
+    os.rename(src / "a", dst / "a")
+    assert header(overlay.backing_of(dst / "a")).startswith(MAGIC)
