@@ -61,6 +61,22 @@ const ovc_rule *ovc_decide_create_rule(const ovc_view *v, const char *path)
 	return m.create_rule;
 }
 
+/* A copy of an encrypted file, where no rule encrypts (the caller checked
+ * that no create rule applies), with persistent encryption on. */
+static int is_copy(const ovc_request *r)
+{
+	return r->copy_key_id && r->view && r->view->settings.persistent_encryption;
+}
+
+static int copy_of(const ovc_request *r, ovc_decision *d)
+{
+	d->key = held(r->view, r->copy_key_id);
+	if (!d->key)
+		return refuse(d, "a copy of an encrypted file whose key is no longer held");
+	d->act = OVC_ACT_ENC_NEW;
+	return 0;
+}
+
 int ovc_decide(const ovc_request *r, ovc_decision *d)
 {
 	const ovc_view *v = r->view;
@@ -123,6 +139,8 @@ int ovc_decide(const ovc_request *r, ovc_decision *d)
 		}
 		if (guarded)
 			return refuse(d, no_key_why(v));
+		if (r->write && is_copy(r))
+			return copy_of(r, d);
 		break;
 	case OVC_FC_PLAIN:
 		if (name_encrypts) {
@@ -151,6 +169,8 @@ int ovc_decide(const ovc_request *r, ovc_decision *d)
 		}
 		if (r->write && guarded)
 			return refuse(d, no_key_why(v));
+		if (r->write && r->trunc && !name_encrypts && is_copy(r))
+			return copy_of(r, d);
 		break;
 	}
 	d->act = OVC_ACT_PASS;

@@ -49,9 +49,20 @@ typedef struct ovc_request {
 	const uint8_t *key_id;       /* OVC_FC_ENC: the header's key id */
 	int write;                   /* opened for writing */
 	int trunc;                   /* O_TRUNC (or a truncation to zero) */
+	const uint8_t *copy_key_id;  /* the requesting process holds an
+				      * encrypted file open under this key id
+				      * (its latest), or NULL: a new or
+				      * emptied file where no rule encrypts
+				      * is then a copy of it */
 } ovc_request;
 
-/* Returns 0 with `d` filled, or -EACCES (d->why says why: "locked",
+/* Where no rule encrypts, a file created (or emptied, or found empty) for
+ * writing by a process that holds an encrypted file open counts as a copy
+ * of that file (cp, file managers, save-as): with persistent encryption on
+ * it is started encrypted under that file's key (a fresh file key), and
+ * refused when that key is no longer held.
+ *
+ * Returns 0 with `d` filled, or -EACCES (d->why says why: "locked",
  * "not entitled to the key", "no policy", "plaintext under rule refused",
  * …). */
 int ovc_decide(const ovc_request *r, ovc_decision *d);

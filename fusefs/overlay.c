@@ -70,6 +70,8 @@ struct handle {
 	struct ovc_inode *ino;     /* holds a table reference */
 	ovc_view *view;            /* the view it was opened with */
 	uid_t uid;
+	pid_t tid;                 /* the opener (a thread id: fuse_ctx) */
+	uint8_t kid[OVC_KEY_ID_BYTES]; /* enc: the key id it was opened under */
 	int enc;                   /* reads and writes go through ino->ef */
 	int writable;
 	struct handle *prev, *next; /* the overlay's list (by_mu) */
@@ -573,12 +575,12 @@ static void who_put(struct who *w)
 
 static int decide(const struct who *w, const char *path,
 		  enum ovc_fclass fc, const uint8_t *key_id, int write,
-		  int trunc, ovc_decision *d)
+		  int trunc, const uint8_t *copy_key_id, ovc_decision *d)
 {
 	ovc_request r = {
 		.view = w->view, .guard = (const char *const *)w->guard,
 		.nguard = w->nguard, .path = path, .fc = fc, .key_id = key_id,
-		.write = write, .trunc = trunc,
+		.write = write, .trunc = trunc, .copy_key_id = copy_key_id,
 	};
 	int rc = ovc_decide(&r, d);
 
@@ -586,6 +588,60 @@ static int decide(const struct who *w, const char *path,
 		ovc_log_info("%s: access refused to uid %u (%s)", path,
 			     (unsigned)w->uid, d->why ? d->why : "refused");
 	return rc;
+}
+
+/* The thread group (process) of thread `tid`, or -1. */
+static pid_t tgid_of(pid_t tid)
+{
+	char p[64], line[128];
+	FILE *f;
+	pid_t t = -1;
+
+	snprintf(p, sizeof(p), "/proc/%d/status", (int)tid);
+	f = fopen(p, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Tgid: %d", &t) == 1)
+			break;
+	fclose(f);
+	return t;
+}
+
+/* Persistent encryption's copies (DESIGN.md, "The overlay"): where no rule
+ * encrypts and persistent encryption is on, does the requesting process
+ * hold an encrypted file of this overlay open? Its latest such handle's key
+ * id goes to `kid`. Only asked for files being created or emptied for
+ * writing, and only while encrypted handles are open. */
+static int copy_source(ovc_overlay *ov, fuse_req_t req, const struct who *w,
+		       const char *path, uint8_t kid[OVC_KEY_ID_BYTES])
+{
+	pid_t tgid;
+	char p[64];
+	int found = 0;
+
+	if (!w->view || !w->view->settings.persistent_encryption ||
+	    atomic_load(&ov->open_encrypted) == 0 ||
+	    ovc_decide_create_rule(w->view, path))
+		return 0;
+	tgid = tgid_of(fuse_req_ctx(req)->pid);
+	if (tgid <= 0)
+		return 0;
+	pthread_mutex_lock(&ov->by_mu);
+	for (struct handle *h = ov->handles; h && !found; h = h->next) {
+		if (!h->enc || h->uid != w->uid)
+			continue;
+		snprintf(p, sizeof(p), "/proc/%d/task/%d", (int)tgid, (int)h->tid);
+		if (access(p, F_OK) == 0) {
+			memcpy(kid, h->kid, OVC_KEY_ID_BYTES);
+			found = 1;
+		}
+	}
+	pthread_mutex_unlock(&ov->by_mu);
+	if (found)
+		ovc_log_info("%s: written by a process that holds an encrypted file open: a copy, kept encrypted (persistent encryption)",
+			     path);
+	return found;
 }
 
 static const ovc_key *lookup_key(void *ctx, const uint8_t id[OVC_KEY_ID_BYTES])
@@ -792,9 +848,9 @@ static int do_open(ovc_overlay *ov, fuse_req_t req, struct ovc_inode *i,
 	ovc_decision d;
 	ovc_err e = { 0 };
 	int acc = flags & O_ACCMODE, write = acc != O_RDONLY || (flags & O_TRUNC);
-	int fd = -1, rc, enc = 0, locked = 0;
+	int fd = -1, rc, enc = 0, locked = 0, copy;
 	struct handle *h = NULL;
-	uint8_t kid[OVC_KEY_ID_BYTES];
+	uint8_t kid[OVC_KEY_ID_BYTES], ckid[OVC_KEY_ID_BYTES];
 
 	*keep_cache = 0;
 	rc = who_get(ov, req, &w);
@@ -859,8 +915,10 @@ static int do_open(ovc_overlay *ov, fuse_req_t req, struct ovc_inode *i,
 			drop_mark(i, fd);
 		fc = s ? OVC_FC_ENC : OVC_FC_PLAIN;
 	}
+	copy = write && fc != OVC_FC_ENC && (fc != OVC_FC_PLAIN || (flags & O_TRUNC)) &&
+	       copy_source(ov, req, &w, path, ckid);
 	rc = decide(&w, path, fc, fc == OVC_FC_ENC ? kid : NULL, write,
-		    !!(flags & O_TRUNC), &d);
+		    !!(flags & O_TRUNC), copy ? ckid : NULL, &d);
 	if (rc < 0)
 		goto out;
 	if (write && (fc != OVC_FC_PLAIN || d.act != OVC_ACT_PASS) && acc == O_WRONLY) {
@@ -935,6 +993,9 @@ static int do_open(ovc_overlay *ov, fuse_req_t req, struct ovc_inode *i,
 	h->view = w.view;
 	w.view = NULL;
 	h->uid = w.uid;
+	h->tid = fuse_req_ctx(req)->pid;
+	if (enc && i->ef)
+		memcpy(h->kid, ovc_file_header(i->ef)->key_id, sizeof(h->kid));
 	h->enc = enc;
 	h->writable = write;
 	fd = -1;
@@ -1781,6 +1842,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct handle *h = NULL;
 	ovc_decision d;
 	struct who w;
+	uint8_t ckid[OVC_KEY_ID_BYTES];
 	int rc, fd = -1, keep, err;
 
 	if (fi->flags & O_TMPFILE) {
@@ -1796,7 +1858,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		goto fail;
 	rc = abs_path(ov, p, name, path, sizeof(path));
 	if (rc == 0)
-		rc = decide(&w, path, OVC_FC_NEW, NULL, 1, 0, &d);
+		rc = decide(&w, path, OVC_FC_NEW, NULL, 1, 0,
+			    copy_source(ov, req, &w, path, ckid) ? ckid : NULL, &d);
 	who_put(&w);
 	if (rc < 0)
 		goto fail;

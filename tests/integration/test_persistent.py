@@ -183,3 +183,69 @@ def test_persistent_off_gives_exdev(overlay):
         assert p.returncode == 0, p.out + p.err
     os.rename(src / "a", dst / "a")
     assert header(overlay.backing_of(dst / "a")).startswith(MAGIC)
+
+
+# --- copies ---------------------------------------------------------------------------
+
+def test_cp_keeps_encryption(overlay):
+    """cp from an encrypted folder to a place with no key: the copy is encrypted under the
+    source's key with its own file id (a fresh file key); cp onto an existing plaintext file
+    too; the log names the copy."""
+    src, dst = overlay.fresh(), overlay.fresh(public=True)
+    body = data(10000)
+    write(src / "a", body)
+    write(dst / "old", b"plaintext that cp overwrites")
+    for name in ("a-copy", "old"):
+        p = subprocess.run(["cp", src / "a", dst / name], capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        h, hs = header(overlay.backing_of(dst / name)), header(overlay.backing_of(src / "a"))
+        assert h.startswith(MAGIC), name
+        assert h[KEY_ID] == hs[KEY_ID] and h[FILE_ID] != hs[FILE_ID]
+        assert read(dst / name) == body
+    assert "a copy, kept encrypted" in overlay.agent.log()
+    # a file written by a process holding no encrypted file open stays plaintext
+    write(dst / "mine", b"free text")
+    assert read(overlay.backing_of(dst / "mine")) == b"free text"
+
+
+def test_copy_file_range_keeps_encryption(overlay):
+    """copy_file_range(2) from an encrypted file into a new file where no rule encrypts."""
+    src, dst = overlay.fresh(), overlay.fresh(public=True)
+    body = data(50000)
+    write(src / "a", body)
+    fi = os.open(src / "a", os.O_RDONLY)
+    try:
+        fo = os.open(dst / "b", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            n = 0
+            while n < len(body):
+                k = os.copy_file_range(fi, fo, len(body) - n)
+                assert k > 0
+                n += k
+        finally:
+            os.close(fo)
+    finally:
+        os.close(fi)
+    assert header(overlay.backing_of(dst / "b")).startswith(MAGIC)
+    assert read(dst / "b") == body
+
+
+def test_copy_refused_when_key_gone(overlay):
+    """A process holding an encrypted file open, after a lock, cannot write a new file where
+    no rule encrypts (it would be a plaintext copy): EACCES, and nothing is created."""
+    src, dst = overlay.fresh(), overlay.fresh(public=True)
+    write(src / "a", b"secret " + MARK)
+    fd = os.open(src / "a", os.O_RDONLY)
+    try:
+        p = overlay.agent.oc("lock")
+        assert p.returncode == 0, p.out + p.err
+        try:
+            expect_errno(errno.EACCES, os.open, dst / "b", os.O_WRONLY | os.O_CREAT, 0o644)
+            assert not (dst / "b").exists()
+            assert os.pread(fd, 7, 0) == b"secret "   # the open handle still reads
+        finally:
+            p = overlay.agent.unlock()
+            assert p.returncode == 0, p.out + p.err
+            overlay.agent.wait_status(lambda s: s["state"] == "ready", 10, "ready")
+    finally:
+        os.close(fd)

@@ -285,6 +285,57 @@ static void test_rename(void **state)
 	ovc_view_put(lk);
 }
 
+static int copy(const ovc_view *v, const char *path, enum ovc_fclass fc, int trunc,
+		const ovc_key *from, ovc_decision *d)
+{
+	ovc_request r = { .view = v, .path = path, .fc = fc, .write = 1, .trunc = trunc,
+			  .copy_key_id = from ? from->id : NULL };
+
+	return ovc_decide(&r, d);
+}
+
+/* A new or emptied file where no rule encrypts, written by a process that
+ * holds an encrypted file open, is a copy of it: encrypted under that
+ * file's key with persistent encryption, plaintext without; refused when
+ * the key is gone. Where a rule encrypts, the rule decides. */
+static void test_copies(void **state)
+{
+	ovc_policy_settings on = { .persistent_encryption = 1 }, off = { 0 };
+	ovc_view *v = ovc_view_new(1000, "alice", OVC_VIEW_READY, 7, &on, rules, keys, folders, 2);
+	ovc_view *nop = ovc_view_new(1000, "alice", OVC_VIEW_READY, 7, &off, rules, keys, folders, 2);
+	ovc_view *lk = ovc_view_new(1000, "alice", OVC_VIEW_LOCKED, 7, &on, rules, NULL, folders, 2);
+	ovc_decision d;
+
+	(void)state;
+	assert_int_equal(copy(v, "/home/c", OVC_FC_NEW, 0, k_other, &d), 0);
+	assert_int_equal(d.act, OVC_ACT_ENC_NEW);
+	assert_ptr_equal(d.key, k_other);
+	assert_int_equal(copy(v, "/srv/docs/pub/c", OVC_FC_EMPTY, 0, k_docs, &d), 0);
+	assert_int_equal(d.act, OVC_ACT_ENC_NEW);
+	assert_ptr_equal(d.key, k_docs);
+	/* an existing plaintext file overwritten (cp onto it) */
+	assert_int_equal(copy(v, "/home/c", OVC_FC_PLAIN, 1, k_docs, &d), 0);
+	assert_int_equal(d.act, OVC_ACT_ENC_NEW);
+	/* ... but not one written in place */
+	assert_int_equal(copy(v, "/home/c", OVC_FC_PLAIN, 0, k_docs, &d), 0);
+	assert_int_equal(d.act, OVC_ACT_PASS);
+	/* no source open, or persistent encryption off: plaintext */
+	assert_int_equal(copy(v, "/home/c", OVC_FC_NEW, 0, NULL, &d), 0);
+	assert_int_equal(d.act, OVC_ACT_PASS);
+	assert_int_equal(copy(nop, "/home/c", OVC_FC_NEW, 0, k_docs, &d), 0);
+	assert_int_equal(d.act, OVC_ACT_PASS);
+	/* under a rule the rule's key, not the source's */
+	assert_int_equal(copy(v, "/srv/legal/c", OVC_FC_NEW, 0, k_docs, &d), 0);
+	assert_int_equal(d.act, OVC_ACT_ENC_NEW);
+	assert_ptr_equal(d.key, k_other);
+	/* the key gone (locked since the source was opened): refused, never
+	 * a plaintext copy */
+	assert_int_equal(copy(lk, "/home/c", OVC_FC_NEW, 0, k_docs, &d), -EACCES);
+	ovc_view_put(v);
+	ovc_view_put(nop);
+	ovc_view_put(lk);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -293,6 +344,7 @@ int main(void)
 		cmocka_unit_test(test_locked_expired),
 		cmocka_unit_test(test_no_policy_and_no_view),
 		cmocka_unit_test(test_rename),
+		cmocka_unit_test(test_copies),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
