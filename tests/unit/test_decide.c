@@ -201,6 +201,15 @@ static void test_no_policy_and_no_view(void **state)
 	assert_int_equal(ovc_decide(&r, &d), 0);
 }
 
+/* A view with persistent encryption on or off (locked: no keys). */
+static ovc_view *pview(ovc_view_state st, int persistent)
+{
+	ovc_policy_settings s = { .persistent_encryption = persistent };
+
+	return ovc_view_new(1000, "alice", st, 7, &s, rules,
+			    st == OVC_VIEW_READY ? keys : NULL, folders, 2);
+}
+
 static int ren(const ovc_view *v, const char *src, const char *dst,
 	       enum ovc_rkind kind, const ovc_key *kid, int exchange,
 	       ovc_rename_decision *d)
@@ -217,10 +226,8 @@ static int ren(const ovc_view *v, const char *src, const char *dst,
  * exchanges across, folders between two encrypting rules: EXDEV. */
 static void test_rename(void **state)
 {
-	ovc_policy_settings on = { .persistent_encryption = 1 }, off = { 0 };
-	ovc_view *v = ovc_view_new(1000, "alice", OVC_VIEW_READY, 7, &on, rules, keys, folders, 2);
-	ovc_view *nop = ovc_view_new(1000, "alice", OVC_VIEW_READY, 7, &off, rules, keys, folders, 2);
-	ovc_view *lk = ovc_view_new(1000, "alice", OVC_VIEW_LOCKED, 7, &on, rules, NULL, folders, 2);
+	ovc_view *v = pview(OVC_VIEW_READY, 1), *nop = pview(OVC_VIEW_READY, 0);
+	ovc_view *lk = pview(OVC_VIEW_LOCKED, 1);
 	ovc_rename_decision d;
 
 	(void)state;
@@ -300,10 +307,8 @@ static int copy(const ovc_view *v, const char *path, enum ovc_fclass fc, int tru
  * the key is gone. Where a rule encrypts, the rule decides. */
 static void test_copies(void **state)
 {
-	ovc_policy_settings on = { .persistent_encryption = 1 }, off = { 0 };
-	ovc_view *v = ovc_view_new(1000, "alice", OVC_VIEW_READY, 7, &on, rules, keys, folders, 2);
-	ovc_view *nop = ovc_view_new(1000, "alice", OVC_VIEW_READY, 7, &off, rules, keys, folders, 2);
-	ovc_view *lk = ovc_view_new(1000, "alice", OVC_VIEW_LOCKED, 7, &on, rules, NULL, folders, 2);
+	ovc_view *v = pview(OVC_VIEW_READY, 1), *nop = pview(OVC_VIEW_READY, 0);
+	ovc_view *lk = pview(OVC_VIEW_LOCKED, 1);
 	ovc_decision d;
 
 	(void)state;
