@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -46,13 +48,27 @@ static int help_keygen(void)
 static int help_encrypt(void)
 {
 	puts("Usage: overcrypt encrypt --key KEYFILE [--key-id ID] FILE...\n"
+	     "       overcrypt encrypt --initial [--dry-run] [DIR]\n"
 	     "Encrypt each FILE in place, crash-safe (a temporary file in the same\n"
 	     "folder, fsync, rename); mode, owner and times are kept. A file that is\n"
 	     "already encrypted is reported and left alone.\n\n"
 	     "  -k, --key KEYFILE          a keys file, or an age passphrase key export\n"
 	     "  -i, --key-id ID            the key to use when KEYFILE holds several\n"
 	     "  -p, --passphrase-file F    the key export's passphrase (first line of F)\n"
-	     "  -h, --help                 show this help");
+	     "  -h, --help                 show this help\n\n"
+	     "With --initial, the agent encrypts in place the plaintext files that\n"
+	     "already sit under encryption rules: those below DIR (a folder the agent\n"
+	     "overlays), or in every folder it overlays. Each file is converted\n"
+	     "crash-safely (a temporary file, fsync, rename; mode, owner, times and\n"
+	     "xattrs kept) with your keys, whatever plaintext_under_rule says. A run\n"
+	     "can be interrupted and started again: encrypted files are skipped. Files\n"
+	     "open for writing are skipped and listed. A progress line (files, bytes,\n"
+	     "rate, time left) on a terminal, a line per 10 % otherwise; a summary at\n"
+	     "the end.\n"
+	     "      --dry-run      list what would be converted, change nothing\n"
+	     "      --config FILE  read this config instead of the default files\n\n"
+	     "Exit status: 0 when every file under a rule is encrypted, 1 when some\n"
+	     "were skipped or failed (run it again once they are closed or mended).");
 	return 0;
 }
 
@@ -295,6 +311,8 @@ static const ovc_key *pick_key(const ovc_keyset *ks, const char *want)
 	return k;
 }
 
+static int cmd_encrypt_initial(int argc, char **argv);
+
 static int cmd_encrypt(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -309,6 +327,10 @@ static int cmd_encrypt(int argc, char **argv)
 	ovc_keyset *ks;
 	ovc_cipher *c;
 	int ch, status = 0;
+
+	for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--initial"))
+			return cmd_encrypt_initial(argc, argv);
 
 	while ((ch = getopt_long(argc, argv, "+k:i:p:h", opts, NULL)) != -1) {
 		switch (ch) {
@@ -1247,6 +1269,260 @@ static int cmd_repair(int argc, char **argv)
 			bad = 1;
 	ovc_config_free(cfg);
 	return bad ? EXIT_WORK : 0;
+}
+
+/* ---- encrypt --initial ---------------------------------------------------- */
+
+struct ifile {
+	char *path;
+	uint64_t size;
+};
+
+/* What the walk collects (nftw has no context argument). */
+static struct {
+	struct ifile *v;
+	size_t n, cap;
+	uint64_t bytes;
+	size_t stray;          /* ".ovc-rewrite.*" left by an interrupted run */
+	int err;
+} walk;
+
+static int walk_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	const char *base = path + ftw->base;
+
+	if (type == FTW_DNR || type == FTW_NS) {
+		cli_err("%s: cannot read: %s", path, strerror(errno));
+		walk.err = 1;
+		return 0;
+	}
+	if (type != FTW_F || !S_ISREG(st->st_mode))
+		return 0;
+	if (!strncmp(base, ".ovc-rewrite.", 13)) {
+		walk.stray++;
+		return 0;
+	}
+	if (walk.n == walk.cap) {
+		size_t cap = walk.cap ? walk.cap * 2 : 1024;
+		struct ifile *v = realloc(walk.v, cap * sizeof(*v));
+
+		if (!v)
+			return -1;
+		walk.v = v;
+		walk.cap = cap;
+	}
+	walk.v[walk.n].path = strdup(path);
+	if (!walk.v[walk.n].path)
+		return -1;
+	walk.v[walk.n++].size = (uint64_t)st->st_size;
+	walk.bytes += (uint64_t)st->st_size;
+	return 0;
+}
+
+/* Progress of a long run: on a terminal one line rewritten (files, bytes,
+ * rate, time left) at most 5 times a second; otherwise a line at each 10 %. */
+struct iprog {
+	size_t files, nfiles;
+	uint64_t bytes, nbytes;
+	double t0, last;
+	int tty, decile;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void iprog_show(struct iprog *p, int final)
+{
+	double t = now_s(), el = t - p->t0, rate = el > 0 ? (double)p->bytes / el : 0;
+	double frac = p->nbytes ? (double)p->bytes / (double)p->nbytes
+				: p->nfiles ? (double)p->files / (double)p->nfiles : 1;
+	char left[32] = "-";
+
+	if (rate > 0 && p->nbytes > p->bytes)
+		snprintf(left, sizeof(left), "%.0f s", (double)(p->nbytes - p->bytes) / rate);
+	if (p->tty) {
+		if (!final && t - p->last < 0.2)
+			return;
+		p->last = t;
+		fprintf(stderr, "\rinitial encryption: %zu/%zu files, %.1f/%.1f MiB, %.1f MB/s, %s left   %s",
+			p->files, p->nfiles, (double)p->bytes / 1048576, (double)p->nbytes / 1048576,
+			rate / 1e6, left, final ? "\n" : "");
+		return;
+	}
+	if ((int)(frac * 10) <= p->decile && !final)
+		return;
+	p->decile = (int)(frac * 10);
+	fprintf(stderr, "initial encryption: %3.0f%%: %zu/%zu files, %.1f/%.1f MiB, %.1f MB/s, %s left\n",
+		frac * 100, p->files, p->nfiles, (double)p->bytes / 1048576,
+		(double)p->nbytes / 1048576, rate / 1e6, left);
+}
+
+/* The folders to walk: DIR (which must lie in a folder the agent has
+ * mounted), or every folder it has mounted. */
+static int initial_roots(const ovc_config *cfg, const char *dir, char ***roots, size_t *n)
+{
+	cJSON *reply = NULL, *m;
+	ovc_err e;
+	char path[PATH_MAX];
+	int rc, inside = 0;
+
+	*roots = NULL;
+	*n = 0;
+	if (dir) {
+		rc = absolute_path(dir, path, sizeof(path));
+		if (rc) {
+			cli_err("%s: %s", dir, strerror(-rc));
+			return EXIT_USAGE;
+		}
+		if (strlen(path) > 1 && path[strlen(path) - 1] == '/')
+			path[strlen(path) - 1] = 0;
+	}
+	if (agent_call(cfg, "status", NULL, 10000, 0, &reply, &e)) {
+		cJSON_Delete(reply);
+		return EXIT_WORK;
+	}
+	m = cJSON_GetObjectItemCaseSensitive(reply, "mounts");
+	*roots = calloc((size_t)cJSON_GetArraySize(m) + 1, sizeof(char *));
+	for (cJSON *x = m ? m->child : NULL; *roots && x; x = x->next) {
+		const char *mp = jstr(x, "path");
+		size_t ml = mp ? strlen(mp) : 0;
+
+		if (!mp || strcmp(jstr_or(x, "state", ""), "mounted"))
+			continue;
+		if (!dir)
+			(*roots)[(*n)++] = strdup(mp);
+		else if (!strncmp(path, mp, ml) && (path[ml] == '/' || !path[ml]))
+			inside = 1;
+	}
+	cJSON_Delete(reply);
+	if (!*roots)
+		return EXIT_WORK;
+	if (dir && !inside) {
+		cli_err("%s is in no folder this agent overlays (see overcrypt status)", path);
+		return EXIT_WORK;
+	}
+	if (dir && !((*roots)[(*n)++] = strdup(path)))
+		return EXIT_WORK;
+	if (*n == 0)
+		cli_err("the agent overlays no folder: nothing to encrypt");
+	return 0;
+}
+
+/* One file through the agent: "converted", "encrypted", "no-rule"; else
+ * NULL with the agent's code ("busy", "nokey", "failed") and message. */
+static const char *initial_one(const ovc_config *cfg, const char *path, int dry,
+			       char *code, size_t clen, char *msg, size_t mlen)
+{
+	static char result[16];
+	cJSON *req = cJSON_CreateObject(), *reply = NULL;
+	ovc_err e;
+	int rc;
+
+	if (!req || !cJSON_AddStringToObject(req, "path", path) ||
+	    !cJSON_AddBoolToObject(req, "dry_run", dry)) {
+		cJSON_Delete(req);
+		snprintf(code, clen, "internal");
+		snprintf(msg, mlen, "out of memory");
+		return NULL;
+	}
+	rc = agent_call(cfg, "convert", req, 3600 * 1000, 1, &reply, &e);
+	if (rc == 0) {
+		snprintf(result, sizeof(result), "%s", jstr_or(reply, "result", "?"));
+		cJSON_Delete(reply);
+		return result;
+	}
+	snprintf(code, clen, "%s", reply ? jstr_or(reply, "code", "failed") : "failed");
+	snprintf(msg, mlen, "%s", e.msg);
+	cJSON_Delete(reply);
+	return NULL;
+}
+
+static int cmd_encrypt_initial(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "initial", no_argument, NULL, 'I' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		AGENT_OPTS
+	};
+	ovc_config *cfg = NULL;
+	char **roots = NULL, code[32], msg[600];
+	size_t nroots = 0, conv = 0, done = 0, norule = 0, busy = 0, failed = 0;
+	struct iprog pr = { 0 };
+	int c, rc, dry = 0;
+
+	while ((c = agent_getopt(argc, argv, "+h", opts)) != -1) {
+		switch (c) {
+		case 'h': return help_encrypt();
+		case 'I': break;
+		case 'n': dry = 1; break;
+		default: return cli_usage("encrypt", "bad option (with --initial: --dry-run, --config, DIR)");
+		}
+	}
+	if (argc - optind > 1)
+		return cli_usage("encrypt", "--initial takes at most one DIR");
+	rc = load_config(&cfg);
+	if (rc)
+		return rc;
+	rc = initial_roots(cfg, optind < argc ? argv[optind] : NULL, &roots, &nroots);
+	for (size_t r = 0; rc == 0 && r < nroots; r++) {
+		if (!roots[r] || nftw(roots[r], walk_one, 32, FTW_PHYS | FTW_MOUNT) != 0) {
+			cli_err("%s: %s", roots[r] ? roots[r] : "(folder)", strerror(errno));
+			rc = EXIT_WORK;
+		}
+	}
+	pr.nfiles = walk.n;
+	pr.nbytes = walk.bytes;
+	pr.t0 = now_s();
+	pr.tty = isatty(STDERR_FILENO) && !dry;
+	for (size_t k = 0; rc == 0 && k < walk.n; k++) {
+		const char *res = initial_one(cfg, walk.v[k].path, dry, code, sizeof(code),
+					      msg, sizeof(msg));
+
+		if (!res && !strcmp(code, "busy")) {
+			busy++;
+			cli_err("%s: skipped: %s", walk.v[k].path, msg);
+		} else if (!res) {
+			failed++;
+			cli_err("%s: failed: %s", walk.v[k].path, msg);
+		} else if (!strcmp(res, "converted")) {
+			conv++;
+			if (dry)
+				printf("would encrypt %s\n", walk.v[k].path);
+		} else if (!strcmp(res, "encrypted")) {
+			done++;
+		} else {
+			norule++;
+		}
+		pr.files++;
+		pr.bytes += walk.v[k].size;
+		if (!dry)
+			iprog_show(&pr, 0);
+	}
+	if (rc == 0 && !dry && walk.n)
+		iprog_show(&pr, 1);
+	if (rc == 0) {
+		printf("%s %zu file%s (%.1f MiB looked at); already encrypted: %zu; not under an encryption rule: %zu; skipped (open for writing): %zu; failed: %zu\n",
+		       dry ? "would encrypt" : "encrypted", conv, conv == 1 ? "" : "s",
+		       (double)walk.bytes / 1048576, done, norule, busy, failed);
+		if (walk.stray)
+			printf("%zu temporary file%s (.ovc-rewrite.*) left by an interrupted conversion: the originals are intact; remove them\n",
+			       walk.stray, walk.stray == 1 ? "" : "s");
+		if (busy || failed || walk.err)
+			rc = EXIT_WORK;
+	}
+	for (size_t k = 0; k < walk.n; k++)
+		free(walk.v[k].path);
+	free(walk.v);
+	for (size_t r = 0; r < nroots; r++)
+		free(roots[r]);
+	free(roots);
+	ovc_config_free(cfg);
+	return rc;
 }
 
 static int help_refresh(void)

@@ -431,6 +431,64 @@ static int status_mounts(struct agent *A, struct uent *ue, cJSON *o)
 	return 0;
 }
 
+/* The overlay that serves the request's absolute "path" `p` (normalised
+ * into `norm`), or NULL with the error sent. */
+static ovc_overlay *req_overlay(struct agent *A, int fd, const cJSON *p, const char *what,
+				char norm[PATH_MAX])
+{
+	ovc_overlay *ov;
+
+	if (!cJSON_IsString(p) || p->valuestring[0] != '/' ||
+	    ovc_path_normalise(p->valuestring, norm, PATH_MAX) != 0) {
+		reply_err(A, fd, "invalid", -1, "%s needs an absolute \"path\"", what);
+		return NULL;
+	}
+	ov = ovc_mounts_find(A->mounts, norm);
+	if (!ov)
+		reply_err(A, fd, "invalid", -1, "%s is in no folder this agent overlays", norm);
+	return ov;
+}
+
+/* `overcrypt encrypt --initial`, one file: encrypt a plaintext file that
+ * sits under an encryption rule, in place (fusefs/overlay.h). The CLI walks
+ * the tree and asks file by file, so that it can show progress and the
+ * agent's main thread waits for one file at a time. */
+static void do_convert(struct agent *A, int fd, struct uent *ue, const cJSON *req)
+{
+	static const char *const names[] = {
+		[OVC_CONV_CONVERTED] = "converted", [OVC_CONV_ENCRYPTED] = "encrypted",
+		[OVC_CONV_NO_RULE] = "no-rule",
+	};
+	const cJSON *dry = cJSON_GetObjectItemCaseSensitive(req, "dry_run");
+	char norm[PATH_MAX];
+	enum ovc_convert_result res;
+	ovc_overlay *ov = req_overlay(A, fd, cJSON_GetObjectItemCaseSensitive(req, "path"),
+				      "convert", norm);
+	ovc_err e = { 0 };
+	cJSON *o;
+	int rc;
+
+	if (!ov)
+		return;
+	rc = ovc_overlay_convert(ov, norm, ovc_user_uid(ue->u), cJSON_IsTrue(dry), &res, &e);
+	if (rc < 0) {
+		reply_err(A, fd, rc == -ENOMEM ? "internal" : rc == -EACCES ? "nokey" :
+			  rc == -EBUSY ? "busy" : "failed", -1, "%s", e.msg[0] ? e.msg : strerror(-rc));
+		return;
+	}
+	if (res == OVC_CONV_CONVERTED && !cJSON_IsTrue(dry))
+		ovc_log_info("%s: plaintext file encrypted in place (initial encryption, uid %u)",
+			     norm, (unsigned)ovc_user_uid(ue->u));
+	o = cJSON_CreateObject();
+	if (!o || !cJSON_AddStringToObject(o, "path", norm) ||
+	    !cJSON_AddStringToObject(o, "result", names[res])) {
+		cJSON_Delete(o);
+		reply_err(A, fd, "internal", -1, "out of memory");
+		return;
+	}
+	reply(A, fd, 1, o);
+}
+
 /* `overcrypt repair`: cut a torn tail of an encrypted file in one of our
  * overlays, with the keys of the user's view (fusefs/overlay.h). Runs on
  * the main thread: it reads the file once. */
@@ -441,21 +499,13 @@ static void do_repair(struct agent *A, int fd, struct uent *ue, const cJSON *req
 	const cJSON *dry = cJSON_GetObjectItemCaseSensitive(req, "dry_run");
 	char norm[PATH_MAX];
 	ovc_repair_report r;
-	ovc_overlay *ov;
+	ovc_overlay *ov = req_overlay(A, fd, p, "repair", norm);
 	ovc_err e = { 0 };
 	cJSON *o;
 	int rc;
 
-	if (!cJSON_IsString(p) || p->valuestring[0] != '/' ||
-	    ovc_path_normalise(p->valuestring, norm, sizeof(norm)) != 0) {
-		reply_err(A, fd, "invalid", -1, "repair needs an absolute \"path\"");
+	if (!ov)
 		return;
-	}
-	ov = ovc_mounts_find(A->mounts, norm);
-	if (!ov) {
-		reply_err(A, fd, "invalid", -1, "%s is in no folder this agent overlays", norm);
-		return;
-	}
 	rc = ovc_overlay_repair(ov, norm, ovc_user_uid(ue->u), cJSON_IsTrue(force),
 				cJSON_IsTrue(dry), &r, &e);
 	if (rc < 0) {
@@ -543,6 +593,8 @@ static void handle(struct agent *A, size_t ci)
 		}
 	} else if (!strcmp(k, "repair")) {
 		do_repair(A, fd, ue, req);
+	} else if (!strcmp(k, "convert")) {
+		do_convert(A, fd, ue, req);
 	} else if (!strcmp(k, "refresh")) {
 		if (ue->nwait == OVC_CTL_MAX_CONNS || fetch_start(A, ue)) {
 			reply_err(A, fd, "internal", -1, "cannot start a fetch now");
@@ -577,7 +629,7 @@ static void handle(struct agent *A, size_t ci)
 	} else if (!strcmp(k, "unlock")) {
 		do_unlock(A, fd, ue, req);
 	} else {
-		reply_err(A, fd, "invalid", -1, "unknown command (status, which, repair, refresh, lock, "
+		reply_err(A, fd, "invalid", -1, "unknown command (status, which, repair, convert, refresh, lock, "
 			  "unlock-check, unlock-failed, unlock)");
 	}
 	cJSON_Delete(req);

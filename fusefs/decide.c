@@ -61,6 +61,42 @@ const ovc_rule *ovc_decide_create_rule(const ovc_view *v, const char *path)
 	return m.create_rule;
 }
 
+/* Does the name's own rule encrypt? */
+static int rule_encrypts(const ovc_match *m)
+{
+	return m->rule && m->rule->has_key && m->rule->type != OVC_RULE_PUBLIC;
+}
+
+/* The key a plaintext file under an encrypting rule is converted under:
+ * the place's create rule, else the name's own rule. */
+static const uint8_t *convert_key_id(const ovc_match *m)
+{
+	return m->create_rule ? m->create_rule->key_id : m->rule->key_id;
+}
+
+const ovc_key *ovc_decide_convert_key(const ovc_view *v, const char *path,
+				      const char **why)
+{
+	ovc_match m;
+	const ovc_key *k;
+
+	*why = NULL;
+	if (!v || !v->rules) {
+		*why = no_key_why(v);
+		return NULL;
+	}
+	if (ovc_ruleset_match(v->rules, path, &m, NULL, 0) < 0) {
+		*why = "the path does not match (too long)";
+		return NULL;
+	}
+	if (!rule_encrypts(&m))
+		return NULL;
+	k = held(v, convert_key_id(&m));
+	if (!k)
+		*why = no_key_why(v);
+	return k;
+}
+
 /* A copy of an encrypted file, where no rule encrypts (the caller checked
  * that no create rule applies), with persistent encryption on. */
 static int is_copy(const ovc_request *r)
@@ -91,8 +127,7 @@ int ovc_decide(const ovc_request *r, ovc_decision *d)
 			return refuse(d, "the path does not match (too long)");
 		have_match = 1;
 		cr = m.create_rule;
-		name_encrypts = m.rule && m.rule->has_key &&
-				m.rule->type != OVC_RULE_PUBLIC;
+		name_encrypts = rule_encrypts(&m);
 	}
 	/* Places that must not get plaintext when no rules are known: a uid
 	 * without a view, a view without a policy. */
@@ -148,7 +183,7 @@ int ovc_decide(const ovc_request *r, ovc_decision *d)
 				return refuse(d, "plaintext under an encryption rule (strict)");
 			if (!r->write)
 				break;
-			d->key = held(v, cr ? cr->key_id : m.rule->key_id);
+			d->key = held(v, convert_key_id(&m));
 			if (!d->key)
 				return refuse(d, no_key_why(v));
 			if (r->trunc) {

@@ -108,6 +108,14 @@ typedef struct ovc_rename_request {
  * takes the destination's form. Returns 0, -EXDEV or -EACCES. */
 int ovc_decide_rename(const ovc_rename_request *r, ovc_rename_decision *d);
 
+/* Initial encryption (`overcrypt encrypt --initial`): the key that a
+ * plaintext file at `path` is converted under, whatever
+ * plaintext_under_rule says (that setting is for writes). NULL with *why
+ * NULL: no rule encrypts there; NULL with *why set: a rule does, and its
+ * key is not held ("locked", …). */
+const ovc_key *ovc_decide_convert_key(const ovc_view *v, const char *path,
+				      const char **why);
+
 /* Is `path` at or below one of `folders` (whole components)? */
 int ovc_path_under_any(const char *path, const char *const *folders, size_t n);
 

@@ -232,27 +232,32 @@ static int has_mark(ovc_overlay *ov, const struct ovc_at *a)
 	return n == OVC_MAGIC_LEN && memcmp(v, OVC_MAGIC, OVC_MAGIC_LEN) == 0;
 }
 
-/* Put the marker on the encrypted backing file `fd` (inode lock held for
- * writing), when a handle that wrote it is released. A filesystem without user xattrs (or with no room left for
- * one) only costs header reads in `stat`. */
-static void set_mark(ovc_overlay *ov, struct ovc_inode *i, int fd)
+/* Put the marker on the encrypted backing file `fd`; 1 when it carries
+ * it. A filesystem without user xattrs (or with no room left for one) only
+ * costs header reads in `stat`. */
+static int put_mark(ovc_overlay *ov, int fd)
 {
 	char v[OVC_MAGIC_LEN];
 
-	if (i->marked || atomic_load(&ov->no_mark))
-		return;
+	if (atomic_load(&ov->no_mark))
+		return 0;
 	if (fgetxattr(fd, MARK_NAME, v, sizeof(v)) == OVC_MAGIC_LEN &&
-	    memcmp(v, OVC_MAGIC, OVC_MAGIC_LEN) == 0) {
-		i->marked = 1;
-		return;
-	}
-	if (fsetxattr(fd, MARK_NAME, OVC_MAGIC, OVC_MAGIC_LEN, 0) == 0) {
-		i->marked = 1;
-	} else if ((errno == ENOTSUP || errno == EPERM) &&
-		   !atomic_exchange(&ov->no_mark, 1)) {
+	    memcmp(v, OVC_MAGIC, OVC_MAGIC_LEN) == 0)
+		return 1;
+	if (fsetxattr(fd, MARK_NAME, OVC_MAGIC, OVC_MAGIC_LEN, 0) == 0)
+		return 1;
+	if ((errno == ENOTSUP || errno == EPERM) && !atomic_exchange(&ov->no_mark, 1))
 		ovc_log_info("%s: the backing filesystem keeps no user xattrs (%s): stat reads the header of every encrypted file",
 			     ov->mnt, strerror(errno));
-	}
+	return 0;
+}
+
+/* The same for inode `i` (lock held for writing), once: when a handle
+ * that wrote it is released, and after a conversion. */
+static void set_mark(ovc_overlay *ov, struct ovc_inode *i, int fd)
+{
+	if (!i->marked)
+		i->marked = put_mark(ov, fd);
 }
 
 /* A file found plaintext at open loses a marker it carries (it was
@@ -738,13 +743,46 @@ static int enc_fresh(struct ovc_inode *i, int fd, const ovc_key *key, ovc_err *e
 	return rc;
 }
 
+/* Temporary files of a conversion: a crash leaves at worst one of them
+ * (`overcrypt encrypt --initial` reports them). */
+#define REWRITE_PREFIX ".ovc-rewrite."
+
+/* Copy every xattr of `from` to `to` (a conversion keeps them), but the
+ * overlay's marker. */
+static int copy_xattrs(int from, int to, ovc_err *e)
+{
+	enum { MAX = 65536 };      /* XATTR_LIST_MAX, XATTR_SIZE_MAX */
+	char *names = malloc(2 * MAX), *val = names + MAX;
+	ssize_t n;
+	int rc = 0;
+
+	if (!names)
+		return ovc_err_set(e, -ENOMEM, "out of memory");
+	n = flistxattr(from, names, MAX);
+	if (n < 0 && errno != ENOTSUP)
+		rc = ovc_err_set(e, -errno, "listing its xattrs: %s", strerror(errno));
+	for (ssize_t k = 0; rc == 0 && k < n; k += (ssize_t)strlen(names + k) + 1) {
+		const char *name = names + k;
+		ssize_t v;
+
+		if (is_mark_name(name))
+			continue;
+		v = fgetxattr(from, name, val, MAX);
+		if (v < 0 || fsetxattr(to, name, val, (size_t)v, 0) < 0)
+			rc = ovc_err_set(e, -errno, "copying its xattr %s: %s", name, strerror(errno));
+	}
+	free(names);
+	return rc;
+}
+
 /* Rewrite the file of inode `i` (name in `pa`) as a fresh encrypted file
  * under `key`: its content read from `src` (the open encrypted state) or
  * else from the plaintext descriptor `oldfd`; mode, owner and times kept;
  * fsynced, then renamed over the old one, and the folder fsynced. A crash
  * leaves the old file or the new one (and at worst a stray temporary
  * file). The inode then stands for the new file; *newfd is the new file,
- * open read-write. Inode lock held for writing. */
+ * open read-write. Inode lock held for writing; `i` NULL: an inode the
+ * kernel does not know (nothing cached to update). */
 static int rewrite(ovc_overlay *ov, struct ovc_inode *i, const struct ovc_at *pa,
 		   int oldfd, ovc_file *src, const ovc_key *key, int *newfd,
 		   ovc_err *e)
@@ -764,9 +802,9 @@ static int rewrite(ovc_overlay *ov, struct ovc_inode *i, const struct ovc_at *pa
 	if (st.st_nlink > 1)
 		return ovc_err_set(e, -EACCES, "a file with %ju links is not rewritten (it must be re-encrypted first)",
 				   (uintmax_t)st.st_nlink);
-	if (i->nplainw > 0)
+	if (i && i->nplainw > 0)
 		return ovc_err_set(e, -EBUSY, "the plaintext file is open for writing: not converted");
-	snprintf(tmp, sizeof(tmp), ".ovc-rewrite.%ju.%lx", (uintmax_t)st.st_ino,
+	snprintf(tmp, sizeof(tmp), REWRITE_PREFIX "%ju.%lx", (uintmax_t)st.st_ino,
 		 (unsigned long)random());
 	fd = openat(pa->fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -792,6 +830,8 @@ static int rewrite(ovc_overlay *ov, struct ovc_inode *i, const struct ovc_at *pa
 		off += (uint64_t)n;
 	}
 	ovc_file_close(f);
+	if (rc == 0)
+		rc = copy_xattrs(oldfd, fd, e);
 	if (rc == 0 && (fchown(fd, st.st_uid, st.st_gid) < 0 && errno != EPERM))
 		rc = -errno;
 	if (rc == 0 && fchmod(fd, st.st_mode & 07777) < 0)
@@ -820,6 +860,9 @@ static int rewrite(ovc_overlay *ov, struct ovc_inode *i, const struct ovc_at *pa
 		if (dfd >= 0)
 			close(dfd);
 	}
+	*newfd = fd;
+	if (!i)
+		return 0;
 	if (fstat(fd, &st) == 0)
 		ovc_itable_rehash(ov->it, i, st.st_dev, st.st_ino);
 	i->marked = 0; /* a new backing file: do_open marks it */
@@ -831,7 +874,6 @@ static int rewrite(ovc_overlay *ov, struct ovc_inode *i, const struct ovc_at *pa
 		close(i->efd);
 		i->efd = -1;
 	}
-	*newfd = fd;
 	return 0;
 }
 
@@ -2567,7 +2609,44 @@ uint64_t ovc_overlay_open_by(const ovc_overlay *cov, uid_t uid)
 
 /* Open the backing file at `rel` (relative to the root, no "." or ".."
  * components, no symlink followed) read-write. */
+static int open_rel_as(ovc_overlay *ov, const char *rel, int last_flags, ovc_err *e);
+
 static int open_rel(ovc_overlay *ov, const char *rel, ovc_err *e)
+{
+	return open_rel_as(ov, rel, O_RDWR, e);
+}
+
+/* The folder of `rel` (O_PATH) and its last name. */
+static int open_parent_rel(ovc_overlay *ov, const char *rel, char name[NAME_MAX + 1],
+			   ovc_err *e)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(rel, '/');
+	size_t dl = slash ? (size_t)(slash - rel) : 0;
+
+	if (strlen(slash ? slash + 1 : rel) > NAME_MAX || dl >= sizeof(dir))
+		return ovc_err_set(e, -ENAMETOOLONG, "the path is too long");
+	snprintf(name, NAME_MAX + 1, "%s", slash ? slash + 1 : rel);
+	if (!name[0] || !strcmp(name, ".") || !strcmp(name, ".."))
+		return ovc_err_set(e, -EINVAL, "no file name in the path");
+	if (!slash) {
+		struct ovc_at a;
+		int rc = ovc_itable_at(ov->it, ovc_itable_root(ov->it), 1, &a), fd;
+
+		if (rc < 0)
+			return ovc_err_set(e, rc, "%s: %s", ov->mnt, strerror(-rc));
+		fd = dup(a.fd);
+		ovc_itable_at_put(ov->it, &a);
+		return fd < 0 ? ovc_err_set(e, -errno, "dup: %s", strerror(errno)) : fd;
+	}
+	memcpy(dir, rel, dl);
+	dir[dl] = 0;
+	return open_rel_as(ov, dir, O_PATH | O_DIRECTORY, e);
+}
+
+/* Open `rel` below the backing root, no symlink followed on the way, the
+ * last component with `last_flags`. */
+static int open_rel_as(ovc_overlay *ov, const char *rel, int last_flags, ovc_err *e)
 {
 	struct ovc_at a;
 	char buf[PATH_MAX], *save = NULL, *comp, *next;
@@ -2590,7 +2669,7 @@ static int open_rel(ovc_overlay *ov, const char *rel, ovc_err *e)
 			close(dfd);
 			return ovc_err_set(e, -EINVAL, "'.' or '..' in the path");
 		}
-		fd = openat(dfd, comp, (next ? O_PATH | O_DIRECTORY : O_RDWR) |
+		fd = openat(dfd, comp, (next ? O_PATH | O_DIRECTORY : last_flags) |
 			    O_NOFOLLOW | O_CLOEXEC);
 		rc = -errno;
 		close(dfd);
@@ -2686,5 +2765,113 @@ out:
 	ovc_cipher_free(c);
 	ovc_view_put(v);
 	close(fd);
+	return rc;
+}
+
+static void ignore_sigio(void)
+{
+	if (signal(SIGIO, SIG_IGN) == SIG_ERR)
+		ovc_log_warn("cannot ignore SIGIO: %s", strerror(errno));
+}
+
+/* Is the file of `fd` (open read-only) open for writing anywhere, through
+ * this overlay or behind it? A read lease is refused (EAGAIN) exactly
+ * then; it is taken and dropped at once. The signal a lease break would
+ * send (SIGIO) is ignored in this process. A file system without leases
+ * (a network share) cannot tell: no. */
+static int open_for_writing(int fd)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, ignore_sigio);
+	if (fcntl(fd, F_SETLEASE, F_RDLCK) < 0)
+		return errno == EAGAIN;
+	if (fcntl(fd, F_SETLEASE, F_UNLCK) < 0)
+		ovc_log_warn("cannot drop a lease: %s", strerror(errno));
+	return 0;
+}
+
+int ovc_overlay_convert(ovc_overlay *ov, const char *path, uid_t uid,
+			int dry_run, enum ovc_convert_result *res, ovc_err *e)
+{
+	size_t ml = strlen(ov->mnt);
+	struct ovc_inode *i = NULL;
+	struct ovc_at pa = { .fd = -1 };
+	ovc_view *v = NULL;
+	const ovc_key *key;
+	const char *why;
+	struct stat st;
+	int fd = -1, nfd = -1, rc, s;
+
+	*res = OVC_CONV_NO_RULE;
+	if (strncmp(path, ov->mnt, ml) != 0 || path[ml] != '/' || !path[ml + 1])
+		return ovc_err_set(e, -EINVAL, "%s is not a file below %s", path, ov->mnt);
+	pa.fd = open_parent_rel(ov, path + ml + 1, pa.name, e);
+	if (pa.fd < 0)
+		return pa.fd;
+	fd = openat(pa.fd, pa.name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		rc = ovc_err_set(e, -errno, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		rc = ovc_err_set(e, -EINVAL, "%s is not a regular file", path);
+		goto out;
+	}
+	s = sniff(fd, &st);
+	if (s != 0) {
+		rc = s < 0 ? ovc_err_set(e, s, "%s: %s", path, strerror(-s)) : 0;
+		*res = OVC_CONV_ENCRYPTED;
+		goto out;
+	}
+	v = ovc_views_get(ov->views, uid);
+	key = ovc_decide_convert_key(v, path, &why);
+	if (!key) {
+		rc = why ? ovc_err_set(e, -EACCES, "the rule's key is not held (%s)", why) : 0;
+		goto out;
+	}
+	if (st.st_nlink > 1) {
+		rc = ovc_err_set(e, -EMLINK, "it has %ju hard links: encrypting one name would leave the plaintext in the others",
+				 (uintmax_t)st.st_nlink);
+		goto out;
+	}
+	i = ovc_itable_find(ov->it, st.st_dev, st.st_ino);
+	if (i) {
+		ovc_itable_ref(ov->it, i);
+		pthread_rwlock_wrlock(&i->lock);
+		if (i->nplainw > 0) {
+			rc = ovc_err_set(e, -EBUSY, "it is open for writing (%u handles)", i->nplainw);
+			goto out;
+		}
+	}
+	if (open_for_writing(fd)) {
+		rc = ovc_err_set(e, -EBUSY, "it is open for writing by another process");
+		goto out;
+	}
+	*res = OVC_CONV_CONVERTED;
+	rc = 0;
+	if (!dry_run) {
+		rc = rewrite(ov, i, &pa, fd, NULL, key, &nfd, e);
+		if (rc == 0) {
+			if (i) {
+				i->enc_known = 0;
+				set_mark(ov, i, nfd);
+			} else {
+				put_mark(ov, nfd);
+			}
+			close(nfd);
+		} else if (!e->msg[0]) {
+			ovc_err_set(e, rc, "%s", strerror(-rc));
+		}
+	}
+out:
+	if (i) {
+		pthread_rwlock_unlock(&i->lock);
+		ovc_itable_unref(ov->it, i);
+	}
+	ovc_view_put(v);
+	if (fd >= 0)
+		close(fd);
+	close(pa.fd);
 	return rc;
 }

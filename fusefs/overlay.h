@@ -97,4 +97,24 @@ uint64_t ovc_overlay_open_by(const ovc_overlay *ov, uid_t uid);
 int ovc_overlay_repair(ovc_overlay *ov, const char *path, uid_t uid, int force,
 		       int dry_run, ovc_repair_report *r, ovc_err *e);
 
+/* What ovc_overlay_convert() found. */
+enum ovc_convert_result {
+	OVC_CONV_CONVERTED,   /* encrypted now (dry run: would be) */
+	OVC_CONV_ENCRYPTED,   /* already encrypted: nothing to do */
+	OVC_CONV_NO_RULE,     /* plaintext where no rule encrypts: left */
+};
+
+/* Initial encryption (`overcrypt encrypt --initial`): encrypt the
+ * plaintext file `path` (absolute, below the mount point) in place under
+ * its rule's current key, with the keys of `uid`'s view, whatever
+ * plaintext_under_rule says: a temporary file in the same folder, its mode,
+ * owner, times and xattrs kept, fsynced, renamed over the old one, the
+ * folder fsynced (a crash leaves the old file or the new one, at worst with
+ * a stray ".ovc-rewrite.*" file beside it). Errors: -EINVAL (not a regular
+ * file below the mount), -EBUSY (open for writing through the overlay),
+ * -EMLINK (several hard links), -EACCES (the rule's key is not held),
+ * -errno; `e` says which. */
+int ovc_overlay_convert(ovc_overlay *ov, const char *path, uid_t uid,
+			int dry_run, enum ovc_convert_result *res, ovc_err *e);
+
 #endif

@@ -341,6 +341,33 @@ static void test_copies(void **state)
 	ovc_view_put(lk);
 }
 
+/* Initial encryption's key: the rule's, whatever plaintext_under_rule
+ * says; none where no rule encrypts; a reason when the key is not held. */
+static void test_convert_key(void **state)
+{
+	ovc_view *v = view(OVC_VIEW_READY, OVC_PLAINTEXT_STRICT);
+	ovc_view *lk = view(OVC_VIEW_LOCKED, OVC_PLAINTEXT_CONVERT);
+	const char *why;
+
+	(void)state;
+	assert_ptr_equal(ovc_decide_convert_key(v, "/srv/docs/a", &why), k_docs);
+	assert_null(why);
+	assert_ptr_equal(ovc_decide_convert_key(v, "/srv/legal/a", &why), k_other);
+	assert_ptr_equal(ovc_decide_convert_key(v, "/srv/office/a.docx", &why), k_docs);
+	assert_null(ovc_decide_convert_key(v, "/srv/office/a.txt", &why));
+	assert_null(why);
+	assert_null(ovc_decide_convert_key(v, "/srv/docs/pub/a", &why));
+	assert_null(why);
+	assert_null(ovc_decide_convert_key(v, "/home/a", &why));
+	assert_null(why);
+	assert_null(ovc_decide_convert_key(lk, "/srv/docs/a", &why));
+	assert_string_equal(why, "locked");
+	assert_null(ovc_decide_convert_key(NULL, "/srv/docs/a", &why));
+	assert_non_null(why);
+	ovc_view_put(v);
+	ovc_view_put(lk);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -350,6 +377,7 @@ int main(void)
 		cmocka_unit_test(test_no_policy_and_no_view),
 		cmocka_unit_test(test_rename),
 		cmocka_unit_test(test_copies),
+		cmocka_unit_test(test_convert_key),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

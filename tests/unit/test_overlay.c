@@ -263,6 +263,45 @@ static void test_marker_sizes(void **state)
 	assert_int_equal(size_of(f->enc, "n.txt"), 5001);
 }
 
+/* Initial encryption of a file the kernel never looked up (no inode in the
+ * table), then of one it did; a dry run changes nothing; an encrypted file
+ * is reported as such; a file outside the rule's reach is refused. */
+static void test_convert(void **state)
+{
+	struct fx *f = *state;
+	enum ovc_convert_result res;
+	ovc_err e = { 0 };
+	char p[256], buf[64];
+
+	put(f->raw, "plain.txt", "plain before the rule");
+	put(f->raw, "seen.txt", "looked up first");
+	snprintf(p, sizeof(p), "%s/plain.txt", f->enc);
+	assert_int_equal(ovc_overlay_convert(f->ov, p, getuid(), 1, &res, &e), 0);
+	assert_int_equal(res, OVC_CONV_CONVERTED);
+	assert_int_equal(get(f->raw, "plain.txt", buf, sizeof(buf)), 21); /* dry run */
+	assert_int_equal(ovc_overlay_convert(f->ov, p, getuid(), 0, &res, &e), 0);
+	assert_int_equal(res, OVC_CONV_CONVERTED);
+	assert_true(get(f->raw, "plain.txt", buf, sizeof(buf)) > 21);
+	assert_memory_equal(buf, "OVCRYPT1", 8);
+	assert_int_equal(get(f->enc, "plain.txt", buf, sizeof(buf)), 21);
+	assert_memory_equal(buf, "plain before the rule", 21);
+	assert_int_equal(ovc_overlay_convert(f->ov, p, getuid(), 0, &res, &e), 0);
+	assert_int_equal(res, OVC_CONV_ENCRYPTED);
+
+	assert_int_equal(size_of(f->enc, "seen.txt"), 15); /* the kernel knows it */
+	snprintf(p, sizeof(p), "%s/seen.txt", f->enc);
+	assert_int_equal(ovc_overlay_convert(f->ov, p, getuid(), 0, &res, &e), 0);
+	assert_int_equal(res, OVC_CONV_CONVERTED);
+	assert_int_equal(size_of(f->enc, "seen.txt"), 15);
+	assert_int_equal(get(f->enc, "seen.txt", buf, sizeof(buf)), 15);
+	assert_memory_equal(buf, "looked up first", 15);
+
+	snprintf(p, sizeof(p), "%s/../x", f->enc);
+	assert_int_equal(ovc_overlay_convert(f->ov, p, getuid(), 0, &res, &e), -EINVAL);
+	snprintf(p, sizeof(p), "%s/none", f->enc);
+	assert_int_equal(ovc_overlay_convert(f->ov, p, getuid(), 0, &res, &e), -ENOENT);
+}
+
 static void test_locked_refuses(void **state)
 {
 	struct fx *f = *state;
@@ -419,6 +458,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_roundtrip_and_ciphertext, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_marker_sizes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_convert, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_locked_refuses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_view_refuses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flipped_byte_eio, setup, teardown),
