@@ -254,14 +254,13 @@ def _term(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-@pytest.fixture(scope="module")
-def overlay(build, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ovl")
+def overlay_env(build, tmp, prepare=None):
+    """A generator: the org, the agent and its overlay on tmp/data/enc (see the module
+    docstring), yielding an Overlay; everything stopped and unmounted at the end.
+    `prepare(data)`, when given, runs first (e.g. mounts a small filesystem on data/enc)."""
     org_dir = tmp / "org"
     org_dir.mkdir()
     data = tmp / "data"
-    (data / "enc" / "pub").mkdir(parents=True)
-    (data / "enc" / "legal").mkdir()
     raw = tmp / "raw"
     raw.mkdir()
     agent = None
@@ -270,16 +269,23 @@ def overlay(build, tmp_path_factory):
     # below still stops the agent and unmounts
     old_term = signal.signal(signal.SIGTERM, _term)
     try:
+        (data / "enc").mkdir(parents=True)
+        if prepare:
+            prepare(data)
+        (data / "enc" / "pub").mkdir()
+        (data / "enc" / "legal").mkdir()
         o = Org(build, org_dir)
         ks = org_dir / "alice.ks"
         ra = enroll(build, ks, o.user_pw)
         o.append(ORG_TEXT.format(ra=ra, data=data))
         set_setting(o.conf(), "refresh_interval", "1h")
         pubdir = o.publish(tmp / "published")
-        p = run(["mount", "--bind", data, raw])
-        assert p.returncode == 0, f"mount --bind: {out(p)}"
-        p = run(["mount", "--make-private", raw])
-        assert p.returncode == 0, f"mount --make-private: {out(p)}"
+        # the backing side, seen before the overlay covers it (with what
+        # `prepare` mounted below data)
+        p = run(["mount", "--rbind", data, raw])
+        assert p.returncode == 0, f"mount --rbind: {out(p)}"
+        p = run(["mount", "--make-rprivate", raw])
+        assert p.returncode == 0, f"mount --make-rprivate: {out(p)}"
         agent = MountAgent(build, tmp / "agent", o, f"file://{pubdir}/",
                            keystore=ks, log_level="debug")
         agent.start()
@@ -300,6 +306,11 @@ def overlay(build, tmp_path_factory):
         signal.signal(signal.SIGTERM, old_term)
     if errors:
         pytest.fail("\n".join(errors))
+
+
+@pytest.fixture(scope="module")
+def overlay(build, tmp_path_factory):
+    yield from overlay_env(build, tmp_path_factory.mktemp("ovl"))
 
 
 class FsDir(pathlib.PosixPath):
