@@ -51,7 +51,7 @@ BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 FLAGS_STAMP := $(BUILD)/.flags
 $(shell mkdir -p $(BUILD); echo '$(CC) $(CFLAGS) $(LDFLAGS)' | cmp -s - $(FLAGS_STAMP) || echo '$(CC) $(CFLAGS) $(LDFLAGS)' > $(FLAGS_STAMP))
 
-.PHONY: all deps deps-bench check unit integration demo demo-stop bench fuzz install clean
+.PHONY: all deps deps-bench check unit integration demo demo-stop bench soak fuzz install clean
 all: $(PROGRAMS)
 
 define libdir
@@ -141,6 +141,10 @@ demo-stop:
 	@bash tests/demo-stop.sh
 
 # --- benchmarks ---------------------------------------------------------------
+# The long soak (30 minutes; OVC_SOAK_MINUTES=N): not part of check or CI.
+soak: all $(TOOL_BINS)
+	OVC_BUILD=$(abspath $(BUILD)) /usr/bin/python3 -m pytest -q -s -p no:cacheprovider tests/soak
+
 bench: deps-bench all $(BENCH_BINS) $(TOOL_BINS)
 	bash tests/bench/run.sh $(BUILD)
 
