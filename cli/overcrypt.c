@@ -48,6 +48,7 @@ static int help_keygen(void)
 static int help_encrypt(void)
 {
 	puts("Usage: overcrypt encrypt --key KEYFILE [--key-id ID] FILE...\n"
+	     "       overcrypt encrypt --asset NAME FILE...\n"
 	     "       overcrypt encrypt --initial [--dry-run] [DIR]\n"
 	     "Encrypt each FILE in place, crash-safe (a temporary file in the same\n"
 	     "folder, fsync, rename); mode, owner and times are kept. A file that is\n"
@@ -56,6 +57,10 @@ static int help_encrypt(void)
 	     "  -i, --key-id ID            the key to use when KEYFILE holds several\n"
 	     "  -p, --passphrase-file F    the key export's passphrase (first line of F)\n"
 	     "  -h, --help                 show this help\n\n"
+	     "With --asset NAME instead of a key file, the agent encrypts each FILE in\n"
+	     "place under that asset's key, which it holds for you: for files in a folder\n"
+	     "it overlays where no rule encrypts (where a rule does, the rule decides,\n"
+	     "and the command says so). --config FILE reads another config.\n\n"
 	     "With --initial, the agent encrypts in place the plaintext files that\n"
 	     "already sit under encryption rules: those below DIR (a folder the agent\n"
 	     "overlays), or in every folder it overlays. Each file is converted\n"
@@ -75,13 +80,19 @@ static int help_encrypt(void)
 static int help_decrypt(void)
 {
 	puts("Usage: overcrypt decrypt --key KEYFILE [-o OUT] FILE...\n"
+	     "       overcrypt decrypt FILE...\n"
 	     "Decrypt each FILE in place, or to OUT: with one FILE, OUT is the output\n"
 	     "file; with several, a folder (created when missing). A decrypt that fails\n"
 	     "leaves no output file behind.\n\n"
 	     "  -k, --key KEYFILE          a keys file, or an age passphrase key export\n"
 	     "  -p, --passphrase-file F    the key export's passphrase (first line of F)\n"
 	     "  -o, --output OUT           where to write the plaintext\n"
-	     "  -h, --help                 show this help");
+	     "      --config FILE          read this config instead of the default files\n"
+	     "  -h, --help                 show this help\n\n"
+	     "Without --key, the agent decrypts each FILE in place with the keys it holds\n"
+	     "for you: only in a folder it overlays where no rule encrypts (where a rule\n"
+	     "does, it keeps the file encrypted), and only when your policy allows it\n"
+	     "(user_may_decrypt).");
 	return 0;
 }
 
@@ -311,7 +322,11 @@ static const ovc_key *pick_key(const ovc_keyset *ks, const char *want)
 	return k;
 }
 
+/* --config FILE of the agent commands (NULL: the default files). */
+static const char *config_file;
+
 static int cmd_encrypt_initial(int argc, char **argv);
+static int agent_manual(const char *cmd, const char *asset, int argc, char **argv);
 
 static int cmd_encrypt(int argc, char **argv)
 {
@@ -319,10 +334,12 @@ static int cmd_encrypt(int argc, char **argv)
 		{ "key", required_argument, NULL, 'k' },
 		{ "key-id", required_argument, NULL, 'i' },
 		{ "passphrase-file", required_argument, NULL, 'p' },
+		{ "asset", required_argument, NULL, 'a' },
+		{ "config", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *keyfile = NULL, *key_id = NULL, *passfile = NULL;
+	const char *keyfile = NULL, *key_id = NULL, *passfile = NULL, *asset = NULL;
 	const ovc_key *key;
 	ovc_keyset *ks;
 	ovc_cipher *c;
@@ -337,14 +354,20 @@ static int cmd_encrypt(int argc, char **argv)
 		case 'k': keyfile = optarg; break;
 		case 'i': key_id = optarg; break;
 		case 'p': passfile = optarg; break;
+		case 'a': asset = optarg; break;
+		case 'C': config_file = optarg; break;
 		case 'h': return help_encrypt();
 		default: return cli_usage("encrypt", "bad option");
 		}
 	}
-	if (!keyfile)
-		return cli_usage("encrypt", "--key KEYFILE is required");
 	if (optind == argc)
 		return cli_usage("encrypt", "no FILE given");
+	if (keyfile && asset)
+		return cli_usage("encrypt", "--key and --asset exclude each other");
+	if (!keyfile && !asset)
+		return cli_usage("encrypt", "--key KEYFILE (a key file) or --asset NAME (through the agent) is required");
+	if (asset)
+		return agent_manual("encrypt", asset, argc, argv);
 	ks = load_keys(keyfile, passfile);
 	if (!ks)
 		return EXIT_WORK;
@@ -477,6 +500,7 @@ static int cmd_decrypt(int argc, char **argv)
 		{ "key", required_argument, NULL, 'k' },
 		{ "passphrase-file", required_argument, NULL, 'p' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "config", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -490,15 +514,18 @@ static int cmd_decrypt(int argc, char **argv)
 		case 'k': keyfile = optarg; break;
 		case 'p': passfile = optarg; break;
 		case 'o': out = optarg; break;
+		case 'C': config_file = optarg; break;
 		case 'h': return help_decrypt();
 		default: return cli_usage("decrypt", "bad option");
 		}
 	}
 	nfiles = argc - optind;
-	if (!keyfile)
-		return cli_usage("decrypt", "--key KEYFILE is required");
 	if (nfiles == 0)
 		return cli_usage("decrypt", "no FILE given");
+	if (!keyfile && (out || passfile))
+		return cli_usage("decrypt", "-o and --passphrase-file need --key KEYFILE");
+	if (!keyfile)
+		return agent_manual("decrypt", NULL, argc, argv);
 	if (out && nfiles > 1 && mkdir(out, 0700) < 0 && errno != EEXIST) {
 		cli_err("%s: cannot create the output folder: %s", out, strerror(errno));
 		return EXIT_WORK;
@@ -744,8 +771,6 @@ static int cmd_enroll(int argc, char **argv)
 /* ---- the agent: status, which, refresh, lock, unlock; passwd ------------------------ */
 
 /* --config FILE: given before the command or among its options. */
-static const char *config_file;
-
 /* The highest scrypt work factor `unlock` accepts (2^20 KiB = 1 GiB). */
 #define UNLOCK_MAX_LOGN 20
 
@@ -1267,6 +1292,46 @@ static int cmd_repair(int argc, char **argv)
 	for (int i = optind; i < argc; i++)
 		if (repair_one(cfg, argv[i], force, dry))
 			bad = 1;
+	ovc_config_free(cfg);
+	return bad ? EXIT_WORK : 0;
+}
+
+/* `overcrypt encrypt --asset NAME FILE...` and `overcrypt decrypt FILE...`
+ * without a key file: each FILE (from optind on) in place, by the agent,
+ * with the keys it holds for you. */
+static int agent_manual(const char *cmd, const char *asset, int argc, char **argv)
+{
+	ovc_config *cfg = NULL;
+	int rc = load_config(&cfg), bad = 0;
+
+	if (rc)
+		return rc;
+	for (int i = optind; i < argc; i++) {
+		char path[PATH_MAX];
+		cJSON *req, *reply = NULL;
+		ovc_err e;
+
+		rc = absolute_path(argv[i], path, sizeof(path));
+		if (rc) {
+			cli_err("%s: %s", argv[i], strerror(-rc));
+			bad = 1;
+			continue;
+		}
+		req = cJSON_CreateObject();
+		if (!req || !cJSON_AddStringToObject(req, "path", path) ||
+		    (asset && !cJSON_AddStringToObject(req, "asset", asset))) {
+			cJSON_Delete(req);
+			cli_err("out of memory");
+			bad = 1;
+			break;
+		}
+		if (agent_call(cfg, cmd, req, 3600 * 1000, 0, &reply, &e) == 0)
+			printf("%s: %s%s\n", argv[i], asset ? "encrypted under asset " : "decrypted",
+			       asset ? asset : "");
+		else
+			bad = 1;
+		cJSON_Delete(reply);
+	}
 	ovc_config_free(cfg);
 	return bad ? EXIT_WORK : 0;
 }

@@ -489,6 +489,45 @@ static void do_convert(struct agent *A, int fd, struct uent *ue, const cJSON *re
 	reply(A, fd, 1, o);
 }
 
+/* `overcrypt encrypt --asset NAME FILE` / `overcrypt decrypt FILE` through
+ * the agent: a file where no rule encrypts, in place (fusefs/overlay.h). */
+static void do_manual(struct agent *A, int fd, struct uent *ue, const cJSON *req, int decrypt)
+{
+	const cJSON *asset = cJSON_GetObjectItemCaseSensitive(req, "asset");
+	char norm[PATH_MAX];
+	ovc_overlay *ov = req_overlay(A, fd, cJSON_GetObjectItemCaseSensitive(req, "path"),
+				      decrypt ? "decrypt" : "encrypt", norm);
+	ovc_err e = { 0 };
+	cJSON *o;
+	int rc;
+
+	if (!ov)
+		return;
+	if (!decrypt && !cJSON_IsString(asset)) {
+		reply_err(A, fd, "invalid", -1, "encrypt needs an \"asset\"");
+		return;
+	}
+	rc = ovc_overlay_manual(ov, norm, ovc_user_uid(ue->u), decrypt,
+				decrypt ? NULL : asset->valuestring, &e);
+	if (rc < 0) {
+		reply_err(A, fd, rc == -ENOMEM ? "internal" : rc == -EACCES ? "nokey" :
+			  rc == -EBUSY ? "busy" : rc == -EPERM ? "denied" :
+			  rc == -EALREADY ? "already" : "failed", -1, "%s",
+			  e.msg[0] ? e.msg : strerror(-rc));
+		return;
+	}
+	ovc_log_info("%s: %s in place by uid %u%s%s", norm, decrypt ? "decrypted" : "encrypted",
+		     (unsigned)ovc_user_uid(ue->u), decrypt ? "" : " under asset ",
+		     decrypt ? "" : asset->valuestring);
+	o = cJSON_CreateObject();
+	if (!o || !cJSON_AddStringToObject(o, "path", norm)) {
+		cJSON_Delete(o);
+		reply_err(A, fd, "internal", -1, "out of memory");
+		return;
+	}
+	reply(A, fd, 1, o);
+}
+
 /* `overcrypt repair`: cut a torn tail of an encrypted file in one of our
  * overlays, with the keys of the user's view (fusefs/overlay.h). Runs on
  * the main thread: it reads the file once. */
@@ -595,6 +634,8 @@ static void handle(struct agent *A, size_t ci)
 		do_repair(A, fd, ue, req);
 	} else if (!strcmp(k, "convert")) {
 		do_convert(A, fd, ue, req);
+	} else if (!strcmp(k, "encrypt") || !strcmp(k, "decrypt")) {
+		do_manual(A, fd, ue, req, k[0] == 'd');
 	} else if (!strcmp(k, "refresh")) {
 		if (ue->nwait == OVC_CTL_MAX_CONNS || fetch_start(A, ue)) {
 			reply_err(A, fd, "internal", -1, "cannot start a fetch now");
@@ -629,7 +670,7 @@ static void handle(struct agent *A, size_t ci)
 	} else if (!strcmp(k, "unlock")) {
 		do_unlock(A, fd, ue, req);
 	} else {
-		reply_err(A, fd, "invalid", -1, "unknown command (status, which, repair, convert, refresh, lock, "
+		reply_err(A, fd, "invalid", -1, "unknown command (status, which, repair, convert, encrypt, decrypt, refresh, lock, "
 			  "unlock-check, unlock-failed, unlock)");
 	}
 	cJSON_Delete(req);

@@ -776,7 +776,7 @@ static int copy_xattrs(int from, int to, ovc_err *e)
 }
 
 /* Rewrite the file of inode `i` (name in `pa`) as a fresh encrypted file
- * under `key`: its content read from `src` (the open encrypted state) or
+ * under `key` (NULL: as plaintext, `overcrypt decrypt`): its content read from `src` (the open encrypted state) or
  * else from the plaintext descriptor `oldfd`; mode, owner and times kept;
  * fsynced, then renamed over the old one, and the folder fsynced. A crash
  * leaves the old file or the new one (and at worst a stray temporary
@@ -809,7 +809,7 @@ static int rewrite(ovc_overlay *ov, struct ovc_inode *i, const struct ovc_at *pa
 	fd = openat(pa->fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	rc = ovc_file_create(fd, key, t->c, 0, &f, e);
+	rc = key ? ovc_file_create(fd, key, t->c, 0, &f, e) : 0;
 	while (rc == 0) {
 		ssize_t n;
 
@@ -824,9 +824,14 @@ static int rewrite(ovc_overlay *ov, struct ovc_inode *i, const struct ovc_at *pa
 			rc = (int)n;
 			break;
 		}
-		ssize_t w = ovc_file_pwrite(f, t->c, t->buf, (size_t)n, off, e);
-		if (w < 0)
-			rc = (int)w;
+		if (f) {
+			ssize_t w = ovc_file_pwrite(f, t->c, t->buf, (size_t)n, off, e);
+
+			if (w < 0)
+				rc = (int)w;
+		} else {
+			rc = ovc_pwrite_full(fd, t->buf, (size_t)n, (off_t)off);
+		}
 		off += (uint64_t)n;
 	}
 	ovc_file_close(f);
@@ -866,6 +871,7 @@ static int rewrite(ovc_overlay *ov, struct ovc_inode *i, const struct ovc_at *pa
 	if (fstat(fd, &st) == 0)
 		ovc_itable_rehash(ov->it, i, st.st_dev, st.st_ino);
 	i->marked = 0; /* a new backing file: do_open marks it */
+	i->enc_known = 0;
 	if (i->ef) {
 		ovc_file_close(i->ef);
 		i->ef = NULL;
@@ -2791,87 +2797,184 @@ static int open_for_writing(int fd)
 	return 0;
 }
 
+/* A file named by an absolute path below the mount, for the agent's
+ * commands (convert, encrypt, decrypt): its folder and name, a read-only
+ * descriptor, its stat, whether it is encrypted, the caller's view, and,
+ * once locked, its inode. */
+struct target {
+	struct ovc_at pa;
+	int fd, enc;
+	struct stat st;
+	ovc_view *v;
+	struct ovc_inode *i;   /* locked for writing, or NULL */
+};
+
+static int target_open(ovc_overlay *ov, const char *path, uid_t uid, struct target *t,
+		       ovc_err *e)
+{
+	size_t ml = strlen(ov->mnt);
+
+	memset(t, 0, sizeof(*t));
+	t->fd = t->pa.fd = -1;
+	if (strncmp(path, ov->mnt, ml) != 0 || path[ml] != '/' || !path[ml + 1])
+		return ovc_err_set(e, -EINVAL, "%s is not a file below %s", path, ov->mnt);
+	t->pa.fd = open_parent_rel(ov, path + ml + 1, t->pa.name, e);
+	if (t->pa.fd < 0)
+		return t->pa.fd;
+	t->fd = openat(t->pa.fd, t->pa.name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (t->fd < 0)
+		return ovc_err_set(e, -errno, "%s: %s", path, strerror(errno));
+	if (fstat(t->fd, &t->st) < 0 || !S_ISREG(t->st.st_mode))
+		return ovc_err_set(e, -EINVAL, "%s is not a regular file", path);
+	t->enc = sniff(t->fd, &t->st);
+	if (t->enc < 0)
+		return ovc_err_set(e, t->enc, "%s: %s", path, strerror(-t->enc));
+	t->v = ovc_views_get(ov->views, uid);
+	return 0;
+}
+
+/* Lock the file's inode, if the kernel knows it, and refuse when it is
+ * open for writing (or at all, `any_open`) through the overlay or behind
+ * it, or has several names. */
+static int target_lock(ovc_overlay *ov, struct target *t, int any_open, ovc_err *e)
+{
+	if (t->st.st_nlink > 1)
+		return ovc_err_set(e, -EMLINK, "it has %ju hard links: rewriting one name would leave the old form in the others",
+				   (uintmax_t)t->st.st_nlink);
+	t->i = ovc_itable_find(ov->it, t->st.st_dev, t->st.st_ino);
+	if (t->i) {
+		ovc_itable_ref(ov->it, t->i);
+		pthread_rwlock_wrlock(&t->i->lock);
+		if (t->i->nplainw > 0 || (any_open && t->i->nopen > 0))
+			return ovc_err_set(e, -EBUSY, "it is open%s through the overlay (%u handles): close it first",
+					   any_open ? "" : " for writing", t->i->nopen);
+	}
+	if (open_for_writing(t->fd))
+		return ovc_err_set(e, -EBUSY, "it is open for writing by another process");
+	return 0;
+}
+
+/* Rewrite it under `key` (NULL: plaintext from `src`). */
+static int target_rewrite(ovc_overlay *ov, struct target *t, ovc_file *src,
+			  const ovc_key *key, ovc_err *e)
+{
+	int nfd, rc = rewrite(ov, t->i, &t->pa, t->fd, src, key, &nfd, e);
+
+	if (rc < 0)
+		return e->msg[0] ? rc : ovc_err_set(e, rc, "%s", strerror(-rc));
+	if (key && t->i)
+		set_mark(ov, t->i, nfd);
+	else if (key)
+		put_mark(ov, nfd);
+	close(nfd);
+	return 0;
+}
+
+static void target_close(ovc_overlay *ov, struct target *t)
+{
+	if (t->i) {
+		pthread_rwlock_unlock(&t->i->lock);
+		ovc_itable_unref(ov->it, t->i);
+	}
+	ovc_view_put(t->v);
+	if (t->fd >= 0)
+		close(t->fd);
+	if (t->pa.fd >= 0)
+		close(t->pa.fd);
+}
+
 int ovc_overlay_convert(ovc_overlay *ov, const char *path, uid_t uid,
 			int dry_run, enum ovc_convert_result *res, ovc_err *e)
 {
-	size_t ml = strlen(ov->mnt);
-	struct ovc_inode *i = NULL;
-	struct ovc_at pa = { .fd = -1 };
-	ovc_view *v = NULL;
+	struct target t;
 	const ovc_key *key;
 	const char *why;
-	struct stat st;
-	int fd = -1, nfd = -1, rc, s;
+	int rc = target_open(ov, path, uid, &t, e);
 
 	*res = OVC_CONV_NO_RULE;
-	if (strncmp(path, ov->mnt, ml) != 0 || path[ml] != '/' || !path[ml + 1])
-		return ovc_err_set(e, -EINVAL, "%s is not a file below %s", path, ov->mnt);
-	pa.fd = open_parent_rel(ov, path + ml + 1, pa.name, e);
-	if (pa.fd < 0)
-		return pa.fd;
-	fd = openat(pa.fd, pa.name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0) {
-		rc = ovc_err_set(e, -errno, "%s: %s", path, strerror(errno));
+	if (rc < 0)
 		goto out;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		rc = ovc_err_set(e, -EINVAL, "%s is not a regular file", path);
-		goto out;
-	}
-	s = sniff(fd, &st);
-	if (s != 0) {
-		rc = s < 0 ? ovc_err_set(e, s, "%s: %s", path, strerror(-s)) : 0;
+	if (t.enc) {
 		*res = OVC_CONV_ENCRYPTED;
 		goto out;
 	}
-	v = ovc_views_get(ov->views, uid);
-	key = ovc_decide_convert_key(v, path, &why);
+	key = ovc_decide_convert_key(t.v, path, &why);
 	if (!key) {
 		rc = why ? ovc_err_set(e, -EACCES, "the rule's key is not held (%s)", why) : 0;
 		goto out;
 	}
-	if (st.st_nlink > 1) {
-		rc = ovc_err_set(e, -EMLINK, "it has %ju hard links: encrypting one name would leave the plaintext in the others",
-				 (uintmax_t)st.st_nlink);
+	rc = target_lock(ov, &t, 0, e);
+	if (rc < 0)
+		goto out;
+	*res = OVC_CONV_CONVERTED;
+	if (!dry_run)
+		rc = target_rewrite(ov, &t, NULL, key, e);
+out:
+	target_close(ov, &t);
+	return rc;
+}
+
+int ovc_overlay_manual(ovc_overlay *ov, const char *path, uid_t uid, int decrypt,
+		       const char *asset, ovc_err *e)
+{
+	struct target t;
+	ovc_match m;
+	ovc_file *f = NULL;
+	const ovc_key *key = NULL;
+	char why[512];
+	int rc = target_open(ov, path, uid, &t, e);
+
+	if (rc < 0)
+		goto out;
+	if (!t.v || t.v->state != OVC_VIEW_READY || !t.v->rules) {
+		rc = ovc_err_set(e, -EACCES, "your keys are not available (%s)",
+				 !t.v ? "not served" : t.v->state == OVC_VIEW_LOCKED ? "locked" :
+				 t.v->state == OVC_VIEW_EXPIRED ? "the policy expired" : "no policy yet");
 		goto out;
 	}
-	i = ovc_itable_find(ov->it, st.st_dev, st.st_ino);
-	if (i) {
-		ovc_itable_ref(ov->it, i);
-		pthread_rwlock_wrlock(&i->lock);
-		if (i->nplainw > 0) {
-			rc = ovc_err_set(e, -EBUSY, "it is open for writing (%u handles)", i->nplainw);
+	if (ovc_ruleset_match(t.v->rules, path, &m, why, sizeof(why)) < 0) {
+		rc = ovc_err_set(e, -EINVAL, "%s: the path is too long", path);
+		goto out;
+	}
+	if ((m.rule && m.rule->has_key && m.rule->type != OVC_RULE_PUBLIC) || m.create_rule) {
+		rc = ovc_err_set(e, -EPERM, "%s is governed by a rule, which decides whether it is encrypted (%s)%s",
+				 path, why, decrypt ? "" : "; `overcrypt encrypt --initial` converts plaintext there");
+		goto out;
+	}
+	if (decrypt) {
+		if (!t.enc) {
+			rc = ovc_err_set(e, -EALREADY, "%s is not encrypted", path);
 			goto out;
 		}
-	}
-	if (open_for_writing(fd)) {
-		rc = ovc_err_set(e, -EBUSY, "it is open for writing by another process");
-		goto out;
-	}
-	*res = OVC_CONV_CONVERTED;
-	rc = 0;
-	if (!dry_run) {
-		rc = rewrite(ov, i, &pa, fd, NULL, key, &nfd, e);
-		if (rc == 0) {
-			if (i) {
-				i->enc_known = 0;
-				set_mark(ov, i, nfd);
-			} else {
-				put_mark(ov, nfd);
-			}
-			close(nfd);
-		} else if (!e->msg[0]) {
-			ovc_err_set(e, rc, "%s", strerror(-rc));
+		if (!t.v->settings.user_may_decrypt) {
+			rc = ovc_err_set(e, -EPERM, "decrypting is not allowed by your policy (user_may_decrypt is off)");
+			goto out;
 		}
+		rc = target_lock(ov, &t, 1, e);
+		if (rc == 0)
+			rc = ovc_file_open(t.fd, lookup_key, t.v, &f, e);
+		if (rc == 0)
+			rc = target_rewrite(ov, &t, f, NULL, e);
+	} else {
+		const ovc_rule *r;
+
+		if (t.enc) {
+			rc = ovc_err_set(e, -EALREADY, "%s is already encrypted", path);
+			goto out;
+		}
+		r = ovc_ruleset_asset(t.v->rules, asset);
+		key = r && t.v->keys ? ovc_keyset_find(t.v->keys, r->key_id) : NULL;
+		if (!key) {
+			rc = ovc_err_set(e, -EACCES, r ? "the key of asset '%s' is not held"
+					 : "no asset '%s' with a key in your policy", asset);
+			goto out;
+		}
+		rc = target_lock(ov, &t, 0, e);
+		if (rc == 0)
+			rc = target_rewrite(ov, &t, NULL, key, e);
 	}
 out:
-	if (i) {
-		pthread_rwlock_unlock(&i->lock);
-		ovc_itable_unref(ov->it, i);
-	}
-	ovc_view_put(v);
-	if (fd >= 0)
-		close(fd);
-	close(pa.fd);
+	ovc_file_close(f);
+	target_close(ov, &t);
 	return rc;
 }

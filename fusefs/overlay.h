@@ -117,4 +117,16 @@ enum ovc_convert_result {
 int ovc_overlay_convert(ovc_overlay *ov, const char *path, uid_t uid,
 			int dry_run, enum ovc_convert_result *res, ovc_err *e);
 
+/* `overcrypt encrypt --asset NAME FILE` and `overcrypt decrypt FILE` through
+ * the agent, for a file where no rule encrypts (persistent encryption's
+ * products, or files the user wants encrypted there): encrypt it in place
+ * under asset `asset`'s key, or decrypt it in place (only when the policy's
+ * user_may_decrypt is on), crash-safely as ovc_overlay_convert() does.
+ * Errors: -EPERM (a rule governs the place: it decides; or decrypting is not
+ * allowed: the message names the setting), -EALREADY (already in that
+ * form), -EACCES (locked, or the key is not held), -EBUSY (open: for
+ * decrypt, open at all through the overlay), -EMLINK, -EINVAL, -errno. */
+int ovc_overlay_manual(ovc_overlay *ov, const char *path, uid_t uid, int decrypt,
+		       const char *asset, ovc_err *e);
+
 #endif

@@ -204,6 +204,11 @@ typedef struct ovc_match {
 int ovc_ruleset_match(const ovc_ruleset *rs, const char *path, ovc_match *m,
 		      char *why, size_t why_size);
 
+/* The first rule of asset `asset` that encrypts (has a key and is not
+ * public), or NULL: its key_id is the asset's current key in this view
+ * (for a private asset, the user's own). */
+const ovc_rule *ovc_ruleset_asset(const ovc_ruleset *rs, const char *asset);
+
 /* Local folders the rules name (for mounting), each once, normalised,
  * sorted (strcmp); smb rules give mount point + folder below the mounted
  * prefix (that part lower case); rules that match nothing give none.

@@ -570,6 +570,18 @@ void ovc_ruleset_free(ovc_ruleset *rs)
 	free(rs);
 }
 
+const ovc_rule *ovc_ruleset_asset(const ovc_ruleset *rs, const char *asset)
+{
+	for (size_t k = 0; rs && asset && k < rs->nrules; k++) {
+		const ovc_rule *r = &rs->rules[k];
+
+		if (r->has_key && r->type != OVC_RULE_PUBLIC && r->asset &&
+		    strcmp(r->asset, asset) == 0)
+			return r;
+	}
+	return NULL;
+}
+
 const char *const *ovc_ruleset_local_folders(const ovc_ruleset *rs, size_t *n)
 {
 	if (n)

@@ -337,3 +337,55 @@ def test_initial_usage_errors(overlay, tmp_path):
     assert rc == 1 and "in no folder this agent overlays" in err, out + err
     rc, out, err = initial(overlay, "a", "b")
     assert rc == 2 and "at most one DIR" in err, out + err
+
+
+# --- manual encrypt and decrypt through the agent --------------------------------------------
+
+def test_manual_encrypt_decrypt(overlay, tmp_path):
+    """Where no rule encrypts: `overcrypt encrypt --asset NAME FILE` encrypts in place under
+    that asset's key; `overcrypt decrypt FILE` is refused while the policy's
+    user_may_decrypt is off (the message names it) and decrypts in place once it is on.
+    Where a rule encrypts, both say the rule decides; outside every overlay, they say so."""
+    pub, enc = overlay.fresh(public=True), overlay.fresh()
+    write(pub / "doc", b"to protect " + MARK)
+    p = overlay.agent.oc("encrypt", "--asset", "legal", str(pub / "doc"))
+    assert p.returncode == 0, p.out + p.err
+    assert "encrypted under asset legal" in p.out
+    raw = overlay.backing_of(pub / "doc")
+    assert header(raw)[KEY_ID] == key_id_of(overlay, overlay.fresh(legal=True))
+    assert read(pub / "doc") == b"to protect " + MARK
+    p = overlay.agent.oc("encrypt", "--asset", "legal", str(pub / "doc"))
+    assert p.returncode == 1 and "already encrypted" in p.err, p.out + p.err
+    p = overlay.agent.oc("encrypt", "--asset", "nosuch", str(pub / "x"))
+    assert p.returncode == 1, p.out + p.err
+
+    p = overlay.agent.oc("decrypt", str(pub / "doc"))
+    assert p.returncode == 1 and "user_may_decrypt" in p.err, p.out + p.err
+    assert header(raw).startswith(MAGIC)
+
+    write(enc / "in-rule", b"secret")
+    p = overlay.agent.oc("decrypt", str(enc / "in-rule"))
+    assert p.returncode == 1 and "governed by a rule" in p.err, p.out + p.err
+    p = overlay.agent.oc("encrypt", "--asset", "enc", str(enc / "in-rule"))
+    assert p.returncode == 1 and "governed by a rule" in p.err, p.out + p.err
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"x")
+    p = overlay.agent.oc("encrypt", "--asset", "enc", str(outside))
+    assert p.returncode == 1 and "in no folder this agent overlays" in p.err, p.out + p.err
+
+    conf = overlay.org.conf()
+    try:
+        set_setting(conf, "user_may_decrypt", "yes")
+        overlay.org.publish(overlay.tmp / "published")
+        p = overlay.agent.refresh()
+        assert p.returncode == 0, p.out + p.err
+        p = overlay.agent.oc("decrypt", str(pub / "doc"))
+        assert p.returncode == 0, p.out + p.err
+        assert read(raw) == b"to protect " + MARK
+        assert read(pub / "doc") == b"to protect " + MARK
+        os.unlink(pub / "doc")                  # keep the marker out of the backing side
+    finally:
+        set_setting(conf, "user_may_decrypt", "no")
+        overlay.org.publish(overlay.tmp / "published")
+        p = overlay.agent.refresh()
+        assert p.returncode == 0, p.out + p.err

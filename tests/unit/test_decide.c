@@ -364,6 +364,12 @@ static void test_convert_key(void **state)
 	assert_string_equal(why, "locked");
 	assert_null(ovc_decide_convert_key(NULL, "/srv/docs/a", &why));
 	assert_non_null(why);
+	/* an asset's rule (encrypt --asset NAME): encrypting ones only */
+	assert_memory_equal(ovc_ruleset_asset(v->rules, "legal")->key_id, k_other->id, 16);
+	assert_memory_equal(ovc_ruleset_asset(v->rules, "docs")->key_id, k_docs->id, 16);
+	assert_null(ovc_ruleset_asset(v->rules, "pub"));
+	assert_null(ovc_ruleset_asset(v->rules, "nosuch"));
+	assert_null(ovc_ruleset_asset(NULL, "docs"));
 	ovc_view_put(v);
 	ovc_view_put(lk);
 }
