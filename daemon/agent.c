@@ -853,6 +853,42 @@ static int load_org_keys(const ovc_config *c, ovc_minisign_pubkey *pks)
 	return 0;
 }
 
+/* The folders to overlay for `uid`: the config's [mount] paths, and with
+ * [mount] home its home folder ($HOME in user mode, the passwd entry's in
+ * system mode). *out borrows the config's strings; *home is the one made
+ * here (free both with free(); NULL when none). */
+static int user_mounts(struct agent *A, uid_t uid, char ***out, size_t *n, char **home)
+{
+	size_t nm = A->cfg->nmount_paths;
+	const char *h = NULL;
+	struct passwd pw, *res = NULL;
+	char buf[4096], norm[PATH_MAX];
+
+	*out = calloc(nm + 2, sizeof(char *));
+	*home = NULL;
+	if (!*out)
+		return -ENOMEM;
+	memcpy(*out, A->cfg->mount_paths, nm * sizeof(char *));
+	*n = nm;
+	if (!A->cfg->mount_home)
+		return 0;
+	if (A->o.mode == OVC_CONFIG_USER)
+		h = getenv("HOME");
+	if ((!h || !*h) && getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res)
+		h = pw.pw_dir;
+	if (!h || h[0] != '/' || ovc_path_normalise(h, norm, sizeof(norm)) != 0 ||
+	    strcmp(norm, "/") == 0) {
+		ovc_log_error("uid %u: [mount] home: no usable home folder (%s): not overlaid",
+			      (unsigned)uid, h ? h : "none");
+		return 0;
+	}
+	*home = strdup(norm);
+	if (!*home)
+		return -ENOMEM;
+	(*out)[(*n)++] = *home;
+	return 0;
+}
+
 static int add_user(struct agent *A, const char *name, uid_t uid,
 		    const ovc_minisign_pubkey *pks)
 {
@@ -860,6 +896,7 @@ static int add_user(struct agent *A, const char *name, uid_t uid,
 	ovc_user_opts uo = { 0 };
 	ovc_err e = { 0 };
 	struct uent *ue;
+	char **mounts = NULL, *home = NULL;
 	int rc;
 
 	if (user_by_uid(A, uid))
@@ -880,12 +917,16 @@ static int add_user(struct agent *A, const char *name, uid_t uid,
 	uo.source = A->cfg->policy_url;
 	uo.pks = pks;
 	uo.npks = A->cfg->norg_public_keys;
-	uo.mount_paths = (const char *const *)A->cfg->mount_paths;
-	uo.nmount_paths = A->cfg->nmount_paths;
+	rc = user_mounts(A, uid, &mounts, &uo.nmount_paths, &home);
+	if (rc)
+		return rc;
+	uo.mount_paths = (const char *const *)mounts;
 	uo.views = A->views;
 	ue = &A->users[A->nusers];
 	memset(ue, 0, sizeof(*ue));
 	rc = ovc_user_new(&uo, time(NULL), &ue->u, &e);
+	free(home);
+	free(mounts);
 	if (rc) {
 		ovc_log_error("user %s: %s", name, e.msg);
 		return rc;
@@ -1072,10 +1113,10 @@ static void reload(struct agent *A)
 		return;
 	}
 	if (nc->nusers != A->cfg->nusers || nc->nmount_paths != A->cfg->nmount_paths ||
-	    nc->mount_allow_other != A->cfg->mount_allow_other ||
+	    nc->mount_allow_other != A->cfg->mount_allow_other || nc->mount_home != A->cfg->mount_home ||
 	    strcmp(nc->cache_dir, A->cfg->cache_dir) || strcmp(nc->runtime_dir, A->cfg->runtime_dir) ||
 	    (nc->user && strcmp(nc->user, A->cfg->user)))
-		ovc_log_warn("users, [mount] path and allow_other, user, cache_dir and runtime_dir apply at the next start");
+		ovc_log_warn("users, [mount] path, allow_other and home, user, cache_dir and runtime_dir apply at the next start");
 	for (size_t i = 0; i < A->nusers; i++)
 		if (ovc_user_set_source(A->users[i].u, nc->policy_url, pks, nc->norg_public_keys))
 			ovc_log_error("out of memory applying the new config");

@@ -33,7 +33,7 @@ static const char *const sec_names[] = { "server", "client", "mount", "log" };
 enum key {
 	K_POLICY_URL, K_CA_FILE, K_PIN, K_CLIENT_CERT, K_CLIENT_KEY, K_ORG_KEY, K_TIMEOUT,
 	K_USER, K_KEYSTORE, K_CACHE_DIR, K_RUNTIME_DIR, K_USERS,
-	K_MOUNT_PATH, K_MOUNT_ALLOW_OTHER, K_LOG_LEVEL, K_COUNT
+	K_MOUNT_PATH, K_MOUNT_ALLOW_OTHER, K_MOUNT_HOME, K_LOG_LEVEL, K_COUNT
 };
 
 enum vkind { V_PATH, V_URL, V_PIN, V_NAME, V_USERS, V_LEVEL, V_SECONDS, V_BOOL };
@@ -58,6 +58,7 @@ static const struct keydef {
 	[K_USERS]       = { SEC_CLIENT, "users", V_USERS, 1 },
 	[K_MOUNT_PATH]  = { SEC_MOUNT, "path", V_PATH, (size_t)-1 },
 	[K_MOUNT_ALLOW_OTHER] = { SEC_MOUNT, "allow_other", V_BOOL, 1 },
+	[K_MOUNT_HOME]  = { SEC_MOUNT, "home", V_BOOL, 1 },
 	[K_LOG_LEVEL]   = { SEC_LOG, "level", V_LEVEL, 1 },
 };
 
@@ -660,6 +661,7 @@ static int build(struct load *L, const char *first, ovc_config **out)
 	take_list(L, K_MOUNT_PATH, &c->mount_paths, &c->nmount_paths);
 	c->mount_allow_other = L->all[K_MOUNT_ALLOW_OTHER].n &&
 			       !strcmp(L->all[K_MOUNT_ALLOW_OTHER].v[0], "yes");
+	c->mount_home = L->all[K_MOUNT_HOME].n && !strcmp(L->all[K_MOUNT_HOME].v[0], "yes");
 	c->timeout_s = L->all[K_TIMEOUT].n ? atoi(L->all[K_TIMEOUT].v[0]) : OVC_CONFIG_DEFAULT_TIMEOUT_S;
 	c->log_level = OVC_LOG_INFO;
 	if (L->all[K_LOG_LEVEL].n)

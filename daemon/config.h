@@ -42,6 +42,10 @@
  *                            overlay; needs user_allow_other in
  *                            /etc/fuse.conf when not root. System mode
  *                            always mounts so; there the key changes nothing
+ *            home            yes | no (default no): also overlay each served
+ *                            user's home folder ($HOME in user mode, the
+ *                            passwd entry's in system mode), so that
+ *                            persistent encryption covers all of it
  *   [log]    level           error | warning | info (default) | debug
  *
  * Values. Every path must be absolute: there is no "~" expansion and no
@@ -148,6 +152,7 @@ typedef struct ovc_config {
 	/* [mount] */
 	char **mount_paths;  size_t nmount_paths;  /* in file order, distinct */
 	int mount_allow_other;             /* [mount] allow_other = yes */
+	int mount_home;                    /* [mount] home = yes */
 
 	/* [log] */
 	enum ovc_log_level log_level;      /* default OVC_LOG_INFO */

@@ -379,22 +379,25 @@ static int io_err(ovc_overlay *ov, struct ovc_inode *i, int rc, const ovc_err *e
 	return -rc;
 }
 
-/* The devices of this process's overlays: a lookup never descends into
+/* This process's overlays and their devices: a lookup never descends into
  * one of them (an inner overlay not yet unmounted), which would serve an
- * overlay through itself. Guarded by own_mu. */
+ * overlay through itself; and a copy between two of them keeps encryption
+ * (copy_source). Guarded by own_mu; taken before any overlay's by_mu. */
 static pthread_mutex_t own_mu = PTHREAD_MUTEX_INITIALIZER;
-static dev_t own_devs[256];
+static struct { dev_t dev; ovc_overlay *ov; } own_ovs[256];
+static atomic_uint_fast64_t any_open_encrypted; /* handles, every overlay */
 static size_t n_own;
 
-static void own_dev(dev_t d, int add)
+static void own_dev(ovc_overlay *ov, dev_t d, int add)
 {
 	pthread_mutex_lock(&own_mu);
-	if (add && n_own < sizeof(own_devs) / sizeof(own_devs[0])) {
-		own_devs[n_own++] = d;
+	if (add && n_own < sizeof(own_ovs) / sizeof(own_ovs[0])) {
+		own_ovs[n_own].dev = d;
+		own_ovs[n_own++].ov = ov;
 	} else if (!add) {
 		for (size_t k = 0; k < n_own; k++)
-			if (own_devs[k] == d) {
-				own_devs[k] = own_devs[--n_own];
+			if (own_ovs[k].ov == ov) {
+				own_ovs[k] = own_ovs[--n_own];
 				break;
 			}
 	}
@@ -403,15 +406,15 @@ static void own_dev(dev_t d, int add)
 
 static int is_own_fuse(ovc_overlay *ov, const struct stat *st)
 {
-	int own = 0;
+	int is = 0;
 
 	if (st->st_dev == ov->it_dev)
 		return 0; /* the common case: the backing file system */
 	pthread_mutex_lock(&own_mu);
-	for (size_t k = 0; k < n_own && !own; k++)
-		own = own_devs[k] == st->st_dev;
+	for (size_t k = 0; k < n_own && !is; k++)
+		is = own_ovs[k].dev == st->st_dev;
 	pthread_mutex_unlock(&own_mu);
-	return own;
+	return is;
 }
 
 /* ---- lookup and attributes -------------------------------------------------------- */
@@ -626,23 +629,32 @@ static int copy_source(ovc_overlay *ov, fuse_req_t req, const struct who *w,
 	int found = 0;
 
 	if (!w->view || !w->view->settings.persistent_encryption ||
-	    atomic_load(&ov->open_encrypted) == 0 ||
+	    atomic_load(&any_open_encrypted) == 0 ||
 	    ovc_decide_create_rule(w->view, path))
 		return 0;
 	tgid = tgid_of(fuse_req_ctx(req)->pid);
 	if (tgid <= 0)
 		return 0;
-	pthread_mutex_lock(&ov->by_mu);
-	for (struct handle *h = ov->handles; h && !found; h = h->next) {
-		if (!h->enc || h->uid != w->uid)
+	/* this overlay first, then the others (a copy between two) */
+	pthread_mutex_lock(&own_mu);
+	for (size_t k = 0; k <= n_own && !found; k++) {
+		ovc_overlay *o = k == 0 ? ov : own_ovs[k - 1].ov;
+
+		if (k > 0 && o == ov)
 			continue;
-		snprintf(p, sizeof(p), "/proc/%d/task/%d", (int)tgid, (int)h->tid);
-		if (access(p, F_OK) == 0) {
-			memcpy(kid, h->kid, OVC_KEY_ID_BYTES);
-			found = 1;
+		pthread_mutex_lock(&o->by_mu);
+		for (struct handle *h = o->handles; h && !found; h = h->next) {
+			if (!h->enc || h->uid != w->uid)
+				continue;
+			snprintf(p, sizeof(p), "/proc/%d/task/%d", (int)tgid, (int)h->tid);
+			if (access(p, F_OK) == 0) {
+				memcpy(kid, h->kid, OVC_KEY_ID_BYTES);
+				found = 1;
+			}
 		}
+		pthread_mutex_unlock(&o->by_mu);
 	}
-	pthread_mutex_unlock(&ov->by_mu);
+	pthread_mutex_unlock(&own_mu);
 	if (found)
 		ovc_log_info("%s: written by a process that holds an encrypted file open: a copy, kept encrypted (persistent encryption)",
 			     path);
@@ -1052,6 +1064,7 @@ static int do_open(ovc_overlay *ov, fuse_req_t req, struct ovc_inode *i,
 	atomic_fetch_add(&ov->open_handles, 1);
 	if (enc) {
 		atomic_fetch_add(&ov->open_encrypted, 1);
+		atomic_fetch_add(&any_open_encrypted, 1);
 		count_by(ov, h->uid, 1);
 	}
 	pthread_mutex_lock(&ov->by_mu);
@@ -1150,6 +1163,7 @@ static void handle_free(ovc_overlay *ov, struct handle *h)
 	atomic_fetch_sub(&ov->open_handles, 1);
 	if (h->enc) {
 		atomic_fetch_sub(&ov->open_encrypted, 1);
+		atomic_fetch_sub(&any_open_encrypted, 1);
 		count_by(ov, h->uid, -1);
 	}
 	ovc_view_put(h->view);
@@ -2470,7 +2484,7 @@ int ovc_overlay_mount(const ovc_overlay_opts *o, ovc_overlay **out, ovc_err *e)
 	ov->th_started = 1;
 	if (stat(o->mountpoint, &st) == 0) {
 		ov->fuse_dev = st.st_dev;
-		own_dev(st.st_dev, 1);
+		own_dev(ov, st.st_dev, 1);
 	}
 	if (o->read_ahead_kb && ov->fuse_dev)
 		set_read_ahead(ov, o->read_ahead_kb);
@@ -2512,7 +2526,7 @@ void ovc_overlay_unmount(ovc_overlay *ov)
 	if (!ov)
 		return;
 	if (ov->fuse_dev)
-		own_dev(ov->fuse_dev, 0);
+		own_dev(ov, ov->fuse_dev, 0);
 	if (ov->se) {
 		fuse_session_exit(ov->se);
 		fuse_session_unmount(ov->se);

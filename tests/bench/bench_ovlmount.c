@@ -35,6 +35,8 @@ static void usage(FILE *f)
 		"  --no-readdirplus    plain readdir\n"
 		"  --max-write N       largest write request in bytes (default 1 MiB)\n"
 		"  --read-ahead-kb N   the mount's read_ahead_kb (default 1024, 0 = the kernel's)\n"
+		"  --no-rule           no rule covers DIR: everything passes through (what\n"
+		"                      overlaying a whole home folder costs its plain files)\n"
 		"  -h, --help          this text\n");
 }
 
@@ -47,6 +49,7 @@ int main(int argc, char **argv)
 		{ "max-write", required_argument, NULL, 'm' },
 		{ "read-ahead-kb", required_argument, NULL, 'r' },
 		{ "keys", required_argument, NULL, 'K' },
+		{ "no-rule", no_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -61,11 +64,11 @@ int main(int argc, char **argv)
 	ovc_views *vs;
 	ovc_overlay *ov;
 	ovc_err e = { 0 };
-	char dir[PATH_MAX], rp[PATH_MAX + 2];
+	char dir[PATH_MAX], rp[PATH_MAX + 32];
 	const char *folders[1];
 	sigset_t set;
 	const char *keyfile = NULL;
-	int c, sig;
+	int c, sig, no_rule = 0;
 
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
@@ -75,6 +78,7 @@ int main(int argc, char **argv)
 		case 'm': o.max_write = (unsigned)strtoul(optarg, NULL, 0); break;
 		case 'r': o.read_ahead_kb = (unsigned)strtoul(optarg, NULL, 0); break;
 		case 'K': keyfile = optarg; break;
+		case 'N': no_rule = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -106,7 +110,7 @@ int main(int argc, char **argv)
 		}
 	}
 	memcpy(r.key_id, k->id, sizeof(r.key_id));
-	snprintf(rp, sizeof(rp), "%s/", dir);
+	snprintf(rp, sizeof(rp), no_rule ? "%s/.bench-no-such-folder/" : "%s/", dir);
 	r.path = rp;
 	if (ovc_ruleset_build(&r, 1, "bench", NULL, 0, &rs, &e) < 0) {
 		fprintf(stderr, "bench_ovlmount: rule: %s\n", e.msg);

@@ -17,7 +17,8 @@ Environment:
                        FSBENCH_FS also takes the overlay alone with one speed choice off (no agent:
                        build/bench/bench_ovlmount): ovl (all on), ovl-nowb (no writeback cache),
                        ovl-nokeep (no keep_cache), ovl-nordp (no readdirplus), ovl-mw128k
-                       (max_write 128 KiB), ovl-ra128 (the kernel's read-ahead)
+                       (max_write 128 KiB), ovl-ra128 (the kernel's read-ahead), ovl-norule (no
+                       rule: plain files passed through, what [mount] home costs them)
   FSBENCH_PERF=0       skip the perf profile of overcryptd (default: on when perf exists)
   FSBENCH_PERF_WORKLOAD=name   profile this one (a row key: seqwrite, seqread, unpack, ls, stat, rm,
                        randread, randwrite, ...) instead of the one furthest from its target
@@ -563,6 +564,7 @@ VARIANTS = {  # name: bench_ovlmount flags (docs/overlay.md, "Kernel caches and 
     'ovl-nordp': ['--no-readdirplus'],
     'ovl-mw128k': ['--max-write', '131072'],
     'ovl-ra128': ['--read-ahead-kb', '0'],
+    'ovl-norule': ['--no-rule'],      # a folder overlaid with no rule: [mount] home's cost
 }
 FS_CLASSES = {c.name: c for c in (Ext4, Bindfs, Gocryptfs, Securefs, Overcrypt)}
 for _n, _f in VARIANTS.items():

@@ -254,7 +254,7 @@ def _term(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def overlay_env(build, tmp, prepare=None):
+def overlay_env(build, tmp, prepare=None, mount_extra="allow_other = yes"):
     """A generator: the org, the agent and its overlay on tmp/data/enc (see the module
     docstring), yielding an Overlay; everything stopped and unmounted at the end.
     `prepare(data)`, when given, runs first (e.g. mounts a small filesystem on data/enc)."""
@@ -287,7 +287,7 @@ def overlay_env(build, tmp, prepare=None):
         p = run(["mount", "--make-rprivate", raw])
         assert p.returncode == 0, f"mount --make-rprivate: {out(p)}"
         agent = MountAgent(build, tmp / "agent", o, f"file://{pubdir}/",
-                           keystore=ks, log_level="debug")
+                           keystore=ks, log_level="debug", mount_extra=mount_extra)
         agent.start()
         agent.wait_policy(timeout=20)
         p = agent.unlock()

@@ -389,3 +389,37 @@ def test_manual_encrypt_decrypt(overlay, tmp_path):
         overlay.org.publish(overlay.tmp / "published")
         p = overlay.agent.refresh()
         assert p.returncode == 0, p.out + p.err
+
+
+# --- the home folder overlaid ([mount] home = yes) ----------------------------------------
+
+@pytest.fixture(scope="module")
+def home_overlay(build, tmp_path_factory):
+    from overlaylib import overlay_env
+    yield from overlay_env(build, tmp_path_factory.mktemp("home"),
+                           mount_extra="allow_other = yes\nhome = yes")
+
+
+def test_home_overlaid_keeps_copies_encrypted(home_overlay):
+    """With [mount] home = yes the user's home folder is an overlay of its own (status
+    lists it); a file copied from an encrypted folder (another overlay) into it stays
+    encrypted; files written there by other programs stay plaintext."""
+    ov = home_overlay
+    home = ov.agent.home
+    from overlaylib import fs_type
+    assert (fs_type(home) or "").startswith("fuse"), ov.agent.log()
+    p = ov.agent.oc("status")
+    assert p.returncode == 0 and str(home) in p.out, p.out + p.err
+    enc = ov.fresh()
+    write(enc / "report", b"secret report " + MARK)
+    docs = home / "Documents"
+    docs.mkdir(exist_ok=True)
+    p = subprocess.run(["cp", enc / "report", docs / "report"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    write(docs / "notes", b"my own notes")
+    assert read(docs / "report") == b"secret report " + MARK
+    ov.agent.stop()                                  # the home folder's backing side
+    assert fs_type(home) is None or not fs_type(home).startswith("fuse")
+    assert read(docs / "report").startswith(MAGIC)
+    assert MARK not in read(docs / "report")
+    assert read(docs / "notes") == b"my own notes"
