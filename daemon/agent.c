@@ -83,6 +83,7 @@ struct agent {
 	struct uent *users;
 	size_t nusers;
 	int lock_fd, listen_fd, sig_fd, wake[2];
+	int journal_fd;          /* <cache_dir>/journal: folder moves between rules */
 	char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct conn conns[OVC_CTL_MAX_CONNS];
 	size_t nconns;
@@ -1084,6 +1085,24 @@ static void keys_dropping(void *ctx, uid_t uid)
 	ovc_mounts_flush_encrypted(ctx, uid);
 }
 
+/* <cache_dir>/journal (made 0700), opened before anything is mounted: a
+ * cache_dir inside an overlaid folder is still reached directly. -1 when it
+ * cannot be had (folder moves between rules then give EXDEV). */
+static int open_journal(struct agent *A)
+{
+	char p[PATH_MAX];
+	int rc, fd;
+
+	if (snprintf(p, sizeof(p), "%s/journal", A->cfg->cache_dir) >= (int)sizeof(p))
+		return -1;
+	rc = ovc_private_dir(p, 0700, 1);
+	fd = rc ? -1 : open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		ovc_log_warn("%s: no rewrap journal (%s): a folder is not moved between two encryption rules in place (mv copies it)",
+			     p, rc ? strerror(-rc) : strerror(errno));
+	return fd;
+}
+
 /* Mount the overlays the published views ask for. A mount that fails is
  * logged and kept in status; only ENOMEM stops the agent. */
 static int start_mounts(struct agent *A)
@@ -1093,6 +1112,7 @@ static int start_mounts(struct agent *A)
 	mo.views = A->views;
 	mo.system = A->o.mode == OVC_CONFIG_SYSTEM;
 	mo.allow_other = A->cfg->mount_allow_other;
+	mo.journal_fd = A->journal_fd = open_journal(A);
 	if (ovc_mounts_new(&mo, &A->mounts) != 0) {
 		ovc_log_error("cannot start: out of memory");
 		return -ENOMEM;
@@ -1163,6 +1183,9 @@ static void shutdown_agent(struct agent *A)
 		ovc_views_set_keys_drop_hook(A->views, NULL, NULL);
 	ovc_mounts_free(A->mounts);
 	A->mounts = NULL;
+	if (A->journal_fd > 0)
+		close(A->journal_fd);
+	A->journal_fd = -1;
 	for (size_t i = 0; i < A->nusers; i++) {
 		struct uent *ue = &A->users[i];
 
@@ -1203,7 +1226,7 @@ int ovc_agent_run(const ovc_agent_opts *o)
 
 	memset(A, 0, sizeof(*A));
 	A->o = *o;
-	A->lock_fd = A->listen_fd = A->sig_fd = A->wake[0] = A->wake[1] = -1;
+	A->lock_fd = A->listen_fd = A->sig_fd = A->wake[0] = A->wake[1] = A->journal_fd = -1;
 	sigemptyset(&ss);
 	sigaddset(&ss, SIGTERM);
 	sigaddset(&ss, SIGINT);

@@ -649,6 +649,7 @@ static void mount_one(ovc_mounts *m, struct mnt *x, time_t now)
 	oo.allow_other = m->o.system || m->o.allow_other;
 	oo.network = 0;
 	oo.read_ahead_kb = geteuid() == 0 ? OVC_MOUNTS_READ_AHEAD_KB : 0;
+	oo.journal_fd = m->o.journal_fd;
 	if (ovc_overlay_mount(&oo, &x->ov, &e) != 0) {
 		x->ov = NULL;
 		ent_fail(x, M_FAILED, "%s", e.msg[0] ? e.msg : "the FUSE mount failed");
@@ -869,6 +870,9 @@ int ovc_mounts_sync(ovc_mounts *m, time_t now, int force)
 			if (m->v[i]->nby)
 				prune_bypass(m->v[i]);
 	}
+	for (size_t i = 0; i < m->n; i++)
+		if (m->v[i]->ov && m->v[i]->st == M_MOUNTED)
+			ovc_overlay_resume(m->v[i]->ov);
 	return 0;
 }
 

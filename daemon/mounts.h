@@ -66,6 +66,8 @@ typedef struct ovc_mounts_opts {
 	ovc_views *views;   /* borrowed; outlives the set */
 	int system;         /* system mode: allow_other, folders of any owner */
 	int allow_other;    /* [mount] allow_other = yes (user mode) */
+	int journal_fd;     /* > 0: the folder for the overlays' rewrap journal
+			     * (fusefs/overlay.h), borrowed; else none */
 } ovc_mounts_opts;
 
 /* An empty set (nothing mounted yet). 0 or -ENOMEM. Free with
@@ -80,6 +82,8 @@ void ovc_mounts_free(ovc_mounts *m);
  * call it after views change and once a second (pending unmounts, retries,
  * dead sessions, bypassing processes that have left). `force`: try failed
  * and missing folders now, whatever OVC_MOUNTS_RETRY_S says (SIGHUP).
+ * It also finishes folder moves between rules that a crash interrupted, for
+ * users whose keys are now held (ovc_overlay_resume()).
  * Problems are logged and kept for ovc_mounts_status(); returns 0, or
  * -ENOMEM when the desired set could not be computed (nothing changed). */
 int ovc_mounts_sync(ovc_mounts *m, time_t now, int force);

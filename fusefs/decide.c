@@ -267,6 +267,15 @@ int ovc_decide_rename(const ovc_rename_request *r, ovc_rename_decision *d)
 	case OVC_RK_DIR:
 		if (cs && !cd && v->settings.persistent_encryption)
 			return 0; /* what is encrypted below stays so */
+		if (cs && cd) {
+			d->to = held(v, cd->key_id);
+			if (!d->to) {
+				d->why = no_key_why(v);
+				return -EACCES;
+			}
+			d->act = OVC_REN_REWRAP_TREE;
+			return 0;
+		}
 		return exdev(d, "a folder across rules");
 	case OVC_RK_FILE:
 	case OVC_RK_OTHER:

@@ -79,6 +79,9 @@ enum ovc_rename_action {
 	OVC_REN_PLAIN,   /* rename as it is */
 	OVC_REN_REWRAP,  /* an encrypted file into a place with another key:
 			  * its file key rewrapped from `from` to `to` */
+	OVC_REN_REWRAP_TREE, /* a folder between two encrypting rules: renamed
+			  * at once, then every encrypted file below it
+			  * rewrapped to `to` (from a journal) */
 };
 
 typedef struct ovc_rename_decision {
@@ -103,7 +106,9 @@ typedef struct ovc_rename_request {
  * encrypted file into an encrypting place is rewrapped under that place's
  * current key (both keys must be held: else -EACCES); an encrypted file
  * or a folder into a place with no key stays as it is when persistent
- * encryption is on (else -EXDEV); everything else, and every exchange,
+ * encryption is on (else -EXDEV); a folder between two encrypting rules is
+ * renamed and what is below it rewrapped (the destination's key must be
+ * held: else -EACCES); everything else, and every exchange,
  * gives -EXDEV, so that programs copy through the overlay and the copy
  * takes the destination's form. Returns 0, -EXDEV or -EACCES. */
 int ovc_decide_rename(const ovc_rename_request *r, ovc_rename_decision *d);

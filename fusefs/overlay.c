@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include <fuse_lowlevel.h>
+#include <sodium.h>
 
 #include "crypto/format.h"
 #include "daemon/log.h"
@@ -56,6 +57,7 @@ struct ovc_overlay {
 	int network;
 	int no_writeback, no_keep_cache, no_readdirplus; /* opts */
 	unsigned max_write;
+	int journal_fd;              /* folder of rewrap journals, or -1 */
 	dev_t fuse_dev;              /* the mount's device */
 	dev_t it_dev;                /* the backing root's device */
 	atomic_uint_fast64_t bytes_read, bytes_written, files_opened;
@@ -1710,6 +1712,9 @@ struct rewrap {
 	int fd;                  /* own's descriptor */
 	const ovc_key *from;
 	char path[PATH_MAX];
+	const ovc_key *tree_to;  /* a folder: what is below goes to this key */
+	char jname[64];          /* its journal entry ("" none) */
+	char tree_rel[PATH_MAX]; /* the folder's new path below the mount */
 };
 
 /* Open the encrypted file `name` (in dirfd) for a rewrap, or use its open
@@ -1781,6 +1786,184 @@ static void rewrap_done(struct rewrap *rw)
 	rewrap_end(rw);
 }
 
+static int open_rel_as(ovc_overlay *ov, const char *rel, int last_flags, ovc_err *e);
+
+/* ---- folders moved between rules: the rewrap journal ---------------------------------
+
+ * A folder moved between two encrypting rules is renamed at once; then every
+ * encrypted file below it gets its key rewrapped to the destination's. A
+ * journal entry, written and fsynced before the rename and removed when the
+ * walk is over, lets the agent finish the walk after a crash
+ * (ovc_overlay_resume()). An entry is a small text file in the agent's state
+ * folder: "overcrypt-rewrap 1", the mount point, the uid, the destination key
+ * id, the folder's path below the mount; paths in hex (names may hold any
+ * byte but NUL and '/'). */
+
+static void hex(char *out, const void *in, size_t n)
+{
+	static const char d[] = "0123456789abcdef";
+
+	for (size_t k = 0; k < n; k++) {
+		out[2 * k] = d[((const uint8_t *)in)[k] >> 4];
+		out[2 * k + 1] = d[((const uint8_t *)in)[k] & 15];
+	}
+	out[2 * n] = 0;
+}
+
+static int unhex(const char *in, char *out, size_t cap)
+{
+	size_t n = strlen(in);
+
+	if (n % 2 || n / 2 >= cap)
+		return -1;
+	for (size_t k = 0; k < n / 2; k++) {
+		unsigned v;
+
+		if (sscanf(in + 2 * k, "%2x", &v) != 1)
+			return -1;
+		out[k] = (char)v;
+	}
+	out[n / 2] = 0;
+	return (int)(n / 2);
+}
+
+static int journal_add(ovc_overlay *ov, uid_t uid, const ovc_key *to, const char *rel,
+		       char jname[64], ovc_err *e)
+{
+	char kid[2 * OVC_KEY_ID_BYTES + 1], *mh = NULL, *rh = NULL, *text = NULL;
+	uint8_t r[8];
+	int fd, rc = 0, len;
+
+	jname[0] = 0;
+	if (ov->journal_fd < 0)
+		return ovc_err_set(e, -EXDEV, "no journal folder: a folder is not moved between rules");
+	mh = malloc(2 * strlen(ov->mnt) + 1);
+	rh = malloc(2 * strlen(rel) + 1);
+	if (!mh || !rh) {
+		rc = ovc_err_set(e, -ENOMEM, "out of memory");
+		goto out;
+	}
+	hex(mh, ov->mnt, strlen(ov->mnt));
+	hex(rh, rel, strlen(rel));
+	hex(kid, to->id, OVC_KEY_ID_BYTES);
+	len = asprintf(&text, "overcrypt-rewrap 1\n%s\n%u\n%s\n%s\n", mh, (unsigned)uid, kid, rh);
+	if (len < 0) {
+		text = NULL;
+		rc = ovc_err_set(e, -ENOMEM, "out of memory");
+		goto out;
+	}
+	randombytes_buf(r, sizeof(r));
+	hex(kid, r, sizeof(r));
+	snprintf(jname, 64, "rewrap-%s", kid);
+	fd = openat(ov->journal_fd, jname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = ovc_err_set(e, -errno, "the rewrap journal: %s", strerror(errno));
+		jname[0] = 0;
+		goto out;
+	}
+	rc = ovc_pwrite_full(fd, text, (size_t)len, 0);
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && fsync(ov->journal_fd) < 0)
+		rc = -errno;
+	if (rc < 0) {
+		unlinkat(ov->journal_fd, jname, 0);
+		jname[0] = 0;
+		ovc_err_set(e, rc, "the rewrap journal: %s", strerror(-rc));
+	}
+out:
+	free(mh);
+	free(rh);
+	free(text);
+	return rc;
+}
+
+static void journal_done(ovc_overlay *ov, const char *jname)
+{
+	if (unlinkat(ov->journal_fd, jname, 0) < 0 || fsync(ov->journal_fd) < 0)
+		ovc_log_warn("%s: the rewrap journal entry %s: %s", ov->mnt, jname, strerror(errno));
+}
+
+/* Rewrap the encrypted file `name` (in dirfd) to `to`, if it is under
+ * another key the view holds. 1 rewrapped, 0 nothing to do, -errno. */
+static int rewrap_one(ovc_overlay *ov, const ovc_view *v, int dirfd, const char *name,
+		      const struct stat *st, const ovc_key *to)
+{
+	struct who w = { .view = (ovc_view *)v };
+	struct rewrap rw = { .fd = -1 };
+	struct ovc_inode *i;
+	uint8_t kid[OVC_KEY_ID_BYTES];
+	ovc_err e = { 0 };
+	int rc = file_key_id(dirfd, name, NULL, kid);
+
+	if (rc <= 0 || memcmp(kid, to->id, OVC_KEY_ID_BYTES) == 0)
+		return rc;
+	i = ovc_itable_find(ov->it, st->st_dev, st->st_ino);
+	if (i)
+		ovc_itable_ref(ov->it, i);
+	rc = rewrap_start(&rw, &w, dirfd, name, i, &e);
+	if (rc == 0)
+		rc = ovc_file_rewrap(rw.f, to, &e);
+	rewrap_end(&rw);
+	if (i)
+		ovc_itable_unref(ov->it, i);
+	if (rc < 0)
+		ovc_log_warn("%s: a file below a moved folder (%s) keeps its key: %s; it is re-encrypted on its next write",
+			     ov->mnt, name, e.msg[0] ? e.msg : strerror(-rc));
+	return rc < 0 ? rc : 1;
+}
+
+static size_t walk_rewrap(ovc_overlay *ov, const ovc_view *v, int dfd, const ovc_key *to,
+			  dev_t dev, int depth)
+{
+	DIR *d = fdopendir(dfd);
+	struct dirent *de;
+	size_t n = 0;
+
+	if (!d) {
+		close(dfd);
+		return 0;
+	}
+	while ((de = readdir(d))) {
+		struct stat st;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_dev != dev)
+			continue;
+		if (S_ISDIR(st.st_mode) && depth < 512) {
+			int sub = openat(dirfd(d), de->d_name,
+					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (sub >= 0)
+				n += walk_rewrap(ov, v, sub, to, dev, depth + 1);
+		} else if (S_ISREG(st.st_mode) && rewrap_one(ov, v, dirfd(d), de->d_name, &st, to) > 0) {
+			n++;
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+/* Rewrap everything below the folder `rel` (below the mount) to `to`. */
+static size_t tree_rewrap(ovc_overlay *ov, const ovc_view *v, const char *rel, const ovc_key *to)
+{
+	ovc_err e = { 0 };
+	struct stat st;
+	int dfd = open_rel_as(ov, rel, O_RDONLY | O_DIRECTORY, &e);
+
+	if (dfd < 0) {
+		ovc_log_warn("%s/%s: the moved folder: %s", ov->mnt, rel, e.msg);
+		return 0;
+	}
+	if (fstat(dfd, &st) < 0) {
+		close(dfd);
+		return 0;
+	}
+	return walk_rewrap(ov, v, dfd, to, st.st_dev, 0);
+}
+
 /* What a rename across places does (ovc_decide_rename); for a rewrap the
  * header is rewritten (rw filled, inode locked) before the rename. */
 static int rename_plan(ovc_overlay *ov, const struct who *w, struct ovc_inode *p1,
@@ -1819,6 +2002,16 @@ static int rename_plan(ovc_overlay *ov, const struct who *w, struct ovc_inode *p
 		ovc_log_info("%s -> %s: %s (%s)", rw->path, b,
 			     rc == -EXDEV ? "not renamed in place, programs copy" : "refused",
 			     d.why ? d.why : "across rules");
+		return rc;
+	}
+	if (d.act == OVC_REN_REWRAP_TREE) {
+		size_t ml = strlen(ov->mnt);
+
+		rw->tree_to = d.to;
+		snprintf(rw->tree_rel, sizeof(rw->tree_rel), "%s", b + (ml > 1 ? ml : 0) + 1);
+		rc = journal_add(ov, w->uid, d.to, rw->tree_rel, rw->jname, &e);
+		if (rc < 0)
+			ovc_log_error("%s: not moved: %s", rw->path, e.msg);
 		return rc;
 	}
 	if (d.act != OVC_REN_REWRAP)
@@ -1875,6 +2068,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (renameat2(a.fd, name, d.fd, newname, flags) < 0) {
 		rc = -errno;
 		rewrap_undo(&rw);
+		if (rw.jname[0])
+			journal_done(ov, rw.jname);
 		goto out;
 	}
 	rewrap_done(&rw);
@@ -1889,8 +2084,17 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 out:
 	ovc_itable_at_put(ov->it, &a);
 	ovc_itable_at_put(ov->it, &d);
-	who_put(&w);
 	fuse_reply_err(req, -rc);
+	if (rc == 0 && rw.jname[0]) {
+		/* renamed: now the files below, after the program has its
+		 * answer (the journal resumes this after a crash) */
+		size_t n = tree_rewrap(ov, w.view, rw.tree_rel, rw.tree_to);
+
+		ovc_log_info("%s: folder moved to a place with another rule: %zu file%s below rewrapped",
+			     rw.path, n, n == 1 ? "" : "s");
+		journal_done(ov, rw.jname);
+	}
+	who_put(&w);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -2435,6 +2639,7 @@ int ovc_overlay_mount(const ovc_overlay_opts *o, ovc_overlay **out, ovc_err *e)
 	ov->no_keep_cache = o->no_keep_cache;
 	ov->no_readdirplus = o->no_readdirplus;
 	ov->max_write = o->max_write >= 4096 && o->max_write < MAX_IO ? o->max_write : MAX_IO;
+	ov->journal_fd = o->journal_fd > 0 ? fcntl(o->journal_fd, F_DUPFD_CLOEXEC, 3) : -1;
 	pthread_mutex_init(&ov->by_mu, NULL);
 	if (fstat(o->backing_fd, &st) == 0)
 		ov->it_dev = st.st_dev;
@@ -2450,6 +2655,8 @@ int ovc_overlay_mount(const ovc_overlay_opts *o, ovc_overlay **out, ovc_err *e)
 	}
 	if (rc < 0) {
 		close(o->backing_fd);
+		if (ov->journal_fd >= 0)
+			close(ov->journal_fd);
 		free(ov->mnt);
 		free(ov);
 		return ovc_err_set(e, rc, "%s: %s", o->mountpoint, strerror(-rc));
@@ -2492,6 +2699,8 @@ int ovc_overlay_mount(const ovc_overlay_opts *o, ovc_overlay **out, ovc_err *e)
 	return 0;
 fail:
 	ovc_itable_free(ov->it);
+	if (ov->journal_fd >= 0)
+		close(ov->journal_fd);
 	free(ov->mnt);
 	free(ov);
 	return rc;
@@ -2549,6 +2758,8 @@ void ovc_overlay_unmount(ovc_overlay *ov)
 	while (ov->handles)
 		handle_free(ov, ov->handles);
 	ovc_itable_free(ov->it);
+	if (ov->journal_fd >= 0)
+		close(ov->journal_fd);
 	free(ov->mnt);
 	free(ov);
 }
@@ -2629,8 +2840,6 @@ uint64_t ovc_overlay_open_by(const ovc_overlay *cov, uid_t uid)
 
 /* Open the backing file at `rel` (relative to the root, no "." or ".."
  * components, no symlink followed) read-write. */
-static int open_rel_as(ovc_overlay *ov, const char *rel, int last_flags, ovc_err *e);
-
 static int open_rel(ovc_overlay *ov, const char *rel, ovc_err *e)
 {
 	return open_rel_as(ov, rel, O_RDWR, e);
@@ -2991,4 +3200,66 @@ out:
 	ovc_file_close(f);
 	target_close(ov, &t);
 	return rc;
+}
+
+size_t ovc_overlay_resume(ovc_overlay *ov)
+{
+	DIR *d;
+	struct dirent *de;
+	size_t done = 0;
+	int dfd;
+
+	if (ov->journal_fd < 0)
+		return 0;
+	dfd = openat(ov->journal_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return 0;
+	}
+	while ((de = readdir(d))) {
+		char buf[3 * PATH_MAX], mnt[PATH_MAX], rel[PATH_MAX], kh[64], mh[2 * PATH_MAX];
+		char rh[2 * PATH_MAX];
+		uint8_t kid[OVC_KEY_ID_BYTES];
+		unsigned uid;
+		ovc_view *v;
+		const ovc_key *to;
+		ssize_t n;
+		int fd;
+
+		if (strncmp(de->d_name, "rewrap-", 7) != 0)
+			continue;
+		fd = openat(ov->journal_fd, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = 0;
+		if (sscanf(buf, "overcrypt-rewrap 1\n%8191s\n%u\n%63s\n%8191s\n", mh, &uid, kh, rh) != 4 ||
+		    unhex(mh, mnt, sizeof(mnt)) < 0 || unhex(rh, rel, sizeof(rel)) < 0 ||
+		    unhex(kh, (char *)buf, sizeof(kid) + 1) != (int)sizeof(kid)) {
+			ovc_log_warn("%s: the rewrap journal entry %s does not parse: left alone",
+				     ov->mnt, de->d_name);
+			continue;
+		}
+		memcpy(kid, buf, sizeof(kid));
+		if (strcmp(mnt, ov->mnt) != 0)
+			continue; /* another overlay's */
+		v = ovc_views_get(ov->views, (uid_t)uid);
+		to = v && v->state == OVC_VIEW_READY && v->keys ? ovc_keyset_find(v->keys, kid) : NULL;
+		if (to) {
+			size_t k = tree_rewrap(ov, v, rel, to);
+
+			ovc_log_info("%s/%s: a folder move interrupted before: %zu file%s below rewrapped now",
+				     ov->mnt, rel, k, k == 1 ? "" : "s");
+			journal_done(ov, de->d_name);
+			done++;
+		}
+		ovc_view_put(v);
+	}
+	closedir(d);
+	return done;
 }

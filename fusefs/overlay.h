@@ -47,6 +47,10 @@ typedef struct ovc_overlay_opts {
 	int no_keep_cache;        /* never keep_cache on open */
 	int no_readdirplus;       /* plain readdir */
 	unsigned max_write;       /* 0: 1 MiB; else at most that, >= 4096 */
+	int journal_fd;           /* > 0: a folder (descriptor, duplicated) for
+				   * the journal of folders moved between rules
+				   * (the agent's state folder, opened before
+				   * mounting); 0 or -1: such moves give EXDEV */
 } ovc_overlay_opts;
 
 /* Mount the overlay on o->mountpoint and start serving. The mount shows
@@ -116,6 +120,13 @@ enum ovc_convert_result {
  * -errno; `e` says which. */
 int ovc_overlay_convert(ovc_overlay *ov, const char *path, uid_t uid,
 			int dry_run, enum ovc_convert_result *res, ovc_err *e);
+
+/* Finish the folder moves between rules that a crash interrupted: every
+ * journal entry of this overlay whose user now holds the destination key
+ * is walked again (files already rewrapped are skipped) and removed.
+ * Entries whose keys are not held yet stay for a later call. Runs on the
+ * caller's thread; returns the number of entries finished. */
+size_t ovc_overlay_resume(ovc_overlay *ov);
 
 /* `overcrypt encrypt --asset NAME FILE` and `overcrypt decrypt FILE` through
  * the agent, for a file where no rule encrypts (persistent encryption's

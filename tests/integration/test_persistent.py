@@ -9,6 +9,7 @@ import errno
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -124,22 +125,59 @@ def test_move_between_rules_rewraps(overlay):
     assert header(overlay.backing_of(dst / "f"))[KEY_ID] == want_kid
 
 
-def test_mv_folder_between_rules_copies(overlay):
-    """A folder between two encrypting rules is EXDEV (its files would need a journal of
-    rewraps: not yet); mv then copies, and the copies are under the destination's key."""
+def test_move_folder_between_rules_rewraps_below(overlay):
+    """A folder moved between two encrypting rules is renamed at once (same inodes); every
+    encrypted file below gets the destination's key id, keeps its file id, and reads; the
+    journal entry is gone when the walk (which follows the rename's answer) is over."""
+    src, dst = overlay.fresh(), overlay.fresh(legal=True)
+    (src / "d" / "e").mkdir(parents=True)
+    files = {"d/x": data(5000), "d/e/y": data(3 * 4096), "d/e/empty": b""}
+    for rel, b in files.items():
+        write(src / rel, b)
+    fids = {rel: header(overlay.backing_of(src / rel))[FILE_ID] for rel in files}
+    ino = os.stat(src / "d" / "x").st_ino
+    want = key_id_of(overlay, dst)
+    os.rename(src / "d", dst / "d")
+    assert os.stat(dst / "d" / "x").st_ino == ino
+    journal = overlay.agent.d / "cache" / "overcrypt" / "journal"
+    deadline = time.time() + 10                       # the walk follows the rename
+    while "3 files below rewrapped" not in overlay.agent.log() and time.time() < deadline:
+        time.sleep(0.05)
+    assert list(journal.iterdir()) == []
+    for rel, b in files.items():
+        h = header(overlay.backing_of(dst / rel))
+        assert h[KEY_ID] == want and h[FILE_ID] == fids[rel], rel
+        assert read(dst / rel) == b
+
+
+def test_folder_move_resumed_from_the_journal(overlay):
+    """A crash between the rename and the end of the walk: the journal entry makes the
+    agent finish the rewraps (here the entry is written by hand for a folder moved behind
+    the overlay's back, as the crash would leave it)."""
     src, dst = overlay.fresh(), overlay.fresh(legal=True)
     (src / "d").mkdir()
-    write(src / "d" / "x", data(5000))
-    expect_errno(errno.EXDEV, os.rename, src / "d", dst / "d")
-    p = subprocess.run(["mv", src / "d", dst / "d"], capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr
-    assert header(overlay.backing_of(dst / "d" / "x"))[KEY_ID] == key_id_of(overlay, dst)
-    assert not (src / "d").exists()
+    write(src / "d" / "x", b"moved before the crash")
+    want = key_id_of(overlay, dst)
+    os.rename(overlay.backing_of(src / "d"), overlay.backing_of(dst / "d"))
+    rel = str((dst / "d").relative_to(overlay.path)).encode()
+    entry = (b"overcrypt-rewrap 1\n" + str(overlay.path).encode().hex().encode() + b"\n" +
+             str(os.getuid()).encode() + b"\n" + want.hex().encode() + b"\n" +
+             rel.hex().encode() + b"\n")
+    journal = overlay.agent.d / "cache" / "overcrypt" / "journal"
+    (journal / "rewrap-test").write_bytes(entry)
+    deadline = time.time() + 10
+    while (journal / "rewrap-test").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    assert not (journal / "rewrap-test").exists(), overlay.agent.log()[-2000:]
+    assert header(overlay.backing_of(dst / "d" / "x"))[KEY_ID] == want
+    assert read(dst / "d" / "x") == b"moved before the crash"
+    assert "interrupted before: 1 file below rewrapped" in overlay.agent.log()
 
 
 def test_plaintext_across_and_exchange(overlay):
-    """Plaintext into an encrypting place, plaintext out of one, and any exchange across
-    rules: EXDEV; mv then copies and the copy takes the destination's form."""
+    """Plaintext into an encrypting place, plaintext out of one, a folder from no rule into
+    an encrypting one, and any exchange across rules: EXDEV; mv then copies and the copy
+    takes the destination's form."""
     enc, pub = overlay.fresh(), overlay.fresh(public=True)
     write(pub / "p", b"public " + MARK)
     expect_errno(errno.EXDEV, os.rename, pub / "p", enc / "p")
@@ -150,6 +188,12 @@ def test_plaintext_across_and_exchange(overlay):
     write(enc / "q", b"secret")
     write(pub / "r", b"open")
     expect_errno(errno.EXDEV, os.rename, pub / "r", enc / "r")
+    (pub / "dir").mkdir()
+    write(pub / "dir" / "f", b"open text")
+    expect_errno(errno.EXDEV, os.rename, pub / "dir", enc / "dir")
+    p = subprocess.run(["mv", pub / "dir", enc / "dir"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert header(overlay.backing_of(enc / "dir" / "f")).startswith(MAGIC)
     lib = __import__("ctypes").CDLL(None, use_errno=True)
     rc = lib.renameat2(-100, bytes(enc / "q"), -100, bytes(pub / "r"), 2)  # RENAME_EXCHANGE
     assert rc == -1 and __import__("ctypes").get_errno() == errno.EXDEV

@@ -265,11 +265,15 @@ static void test_rename(void **state)
 	assert_int_equal(ren(lk, "/srv/docs/a", "/home/a", OVC_RK_ENC, k_docs, 0, &d), 0);
 	assert_int_equal(ren(nop, "/srv/docs/a", "/home/a", OVC_RK_ENC, k_docs, 0, &d), -EXDEV);
 	/* folders: out of a rule with persistent encryption as they are;
-	 * into one, or between two, EXDEV (mv copies) */
+	 * into one from no rule EXDEV (mv copies); between two rules renamed,
+	 * what is below rewrapped */
 	assert_int_equal(ren(v, "/srv/docs/d", "/home/d", OVC_RK_DIR, NULL, 0, &d), 0);
 	assert_int_equal(ren(nop, "/srv/docs/d", "/home/d", OVC_RK_DIR, NULL, 0, &d), -EXDEV);
 	assert_int_equal(ren(v, "/home/d", "/srv/docs/d", OVC_RK_DIR, NULL, 0, &d), -EXDEV);
-	assert_int_equal(ren(v, "/srv/docs/d", "/srv/legal/d", OVC_RK_DIR, NULL, 0, &d), -EXDEV);
+	assert_int_equal(ren(v, "/srv/docs/d", "/srv/legal/d", OVC_RK_DIR, NULL, 0, &d), 0);
+	assert_int_equal(d.act, OVC_REN_REWRAP_TREE);
+	assert_ptr_equal(d.to, k_other);
+	assert_int_equal(ren(lk, "/srv/docs/d", "/srv/legal/d", OVC_RK_DIR, NULL, 0, &d), -EACCES);
 	/* plaintext, empty files, links and nodes across: EXDEV */
 	assert_int_equal(ren(v, "/home/p", "/srv/docs/p", OVC_RK_FILE, NULL, 0, &d), -EXDEV);
 	assert_int_equal(ren(v, "/srv/docs/p", "/home/p", OVC_RK_FILE, NULL, 0, &d), -EXDEV);
