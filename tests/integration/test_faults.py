@@ -12,8 +12,7 @@ import time
 
 import pytest
 
-from agentlib import set_setting
-from overlaylib import MAGIC, data, overlay  # noqa: F401
+from overlaylib import MAGIC, MARK, data, overlay  # noqa: F401
 
 HDR, SLOT, BS = 120, 4124, 4096
 
@@ -382,3 +381,55 @@ def test_key_rotation_under_load(overlay):
     probe = d / "probe"
     write(probe, b"x")
     assert header(overlay.backing_of(probe))[16:32] == kid
+
+
+# --- lock while files are open ---------------------------------------------------------------
+
+def backing_size(plain):
+    """The format's backing size for a plaintext size (docs/file-format.md)."""
+    if plain == 0:
+        return HDR + 28
+    full, rem = divmod(plain, BS)
+    return HDR + full * SLOT + (rem + 28 if rem else 0)
+
+
+def test_lock_flushes_dirty_data_and_open_mappings_keep_working(overlay):
+    """Dirty pages (written, not fsynced) reach the backing file encrypted at `lock`, while
+    the keys still exist; an open descriptor and a shared writable mapping keep working
+    after it; new opens are refused; nothing plaintext is written."""
+    import mmap
+    d = overlay.fresh(name="lockd")
+    p = d / "f"
+    base = data(3 * BS)
+    write(p, base)
+    fd = os.open(p, os.O_RDWR)
+    mm = mmap.mmap(fd, 3 * BS, mmap.MAP_SHARED)
+    try:
+        tail = b"dirty tail, never fsynced " + MARK
+        os.pwrite(fd, tail, 3 * BS)                 # grows the file: in the page cache only
+        mm[100:108] = b"mmapped!"
+        p2 = overlay.agent.oc("lock")
+        assert p2.returncode == 0, p2.out + p2.err
+        raw = overlay.backing_of(p)
+        assert os.path.getsize(raw) == backing_size(3 * BS + len(tail))   # flushed at lock
+        assert MARK not in read(raw)
+        with pytest.raises(OSError) as ei:
+            open(p, "rb")
+        assert ei.value.errno == errno.EACCES
+        mm[200:208] = b"after!!!"                    # the mapping still works
+        mm.flush()
+        assert os.pread(fd, 8, 200) == b"after!!!"
+        os.fsync(fd)
+    finally:
+        mm.close()
+        os.close(fd)
+        p2 = overlay.agent.unlock()
+        assert p2.returncode == 0, p2.out + p2.err
+        overlay.agent.wait_status(lambda s: s["state"] == "ready", 10, "ready")
+    drop_caches()
+    got = read(p)
+    want = bytearray(base + tail)
+    want[100:108] = b"mmapped!"
+    want[200:208] = b"after!!!"
+    assert got == bytes(want)
+    assert MARK not in read(overlay.backing_of(p))
