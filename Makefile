@@ -150,7 +150,7 @@ bench: deps-bench all $(BENCH_BINS) $(TOOL_BINS)
 
 # --- fuzzing (clang + libFuzzer; sources built again with the fuzzer) -------
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -I. $(PKG_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined
-FUZZ_LIB_SRCS := $(wildcard common/*.c crypto/*.c policy/*.c daemon/*.c)
+FUZZ_LIB_SRCS := $(wildcard common/*.c crypto/*.c policy/*.c daemon/*.c) fusefs/journal.c fusefs/decide.c
 FUZZ_LIB_OBJS := $(patsubst %.c,$(BUILD)/fuzzobj/%.o,$(FUZZ_LIB_SRCS))
 $(BUILD)/fuzzobj/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)

@@ -39,6 +39,7 @@
 #include "daemon/log.h"
 #include "fusefs/decide.h"
 #include "fusefs/itable.h"
+#include "fusefs/journal.h"
 #include "fusefs/overlay.h"
 
 #define MAX_IO (1u << 20)          /* max_write / max_read */
@@ -1792,91 +1793,57 @@ static int open_rel_as(ovc_overlay *ov, const char *rel, int last_flags, ovc_err
 
  * A folder moved between two encrypting rules is renamed at once; then every
  * encrypted file below it gets its key rewrapped to the destination's. A
- * journal entry, written and fsynced before the rename and removed when the
- * walk is over, lets the agent finish the walk after a crash
- * (ovc_overlay_resume()). An entry is a small text file in the agent's state
- * folder: "overcrypt-rewrap 1", the mount point, the uid, the destination key
- * id, the folder's path below the mount; paths in hex (names may hold any
- * byte but NUL and '/'). */
-
-static void hex(char *out, const void *in, size_t n)
-{
-	static const char d[] = "0123456789abcdef";
-
-	for (size_t k = 0; k < n; k++) {
-		out[2 * k] = d[((const uint8_t *)in)[k] >> 4];
-		out[2 * k + 1] = d[((const uint8_t *)in)[k] & 15];
-	}
-	out[2 * n] = 0;
-}
-
-static int unhex(const char *in, char *out, size_t cap)
-{
-	size_t n = strlen(in);
-
-	if (n % 2 || n / 2 >= cap)
-		return -1;
-	for (size_t k = 0; k < n / 2; k++) {
-		unsigned v;
-
-		if (sscanf(in + 2 * k, "%2x", &v) != 1)
-			return -1;
-		out[k] = (char)v;
-	}
-	out[n / 2] = 0;
-	return (int)(n / 2);
-}
+ * journal entry (fusefs/journal.h), written and fsynced before the rename and
+ * removed when the walk is over, lets the agent finish the walk after a crash
+ * (ovc_overlay_resume()); entries are small files in the agent's state
+ * folder. */
 
 static int journal_add(ovc_overlay *ov, uid_t uid, const ovc_key *to, const char *rel,
 		       char jname[64], ovc_err *e)
 {
-	char kid[2 * OVC_KEY_ID_BYTES + 1], *mh = NULL, *rh = NULL, *text = NULL;
+	ovc_journal_entry *j = calloc(1, sizeof(*j));
+	char *text = NULL;
 	uint8_t r[8];
-	int fd, rc = 0, len;
+	size_t len;
+	int fd, rc;
 
 	jname[0] = 0;
-	if (ov->journal_fd < 0)
+	if (!j)
+		return ovc_err_set(e, -ENOMEM, "out of memory");
+	if (ov->journal_fd < 0) {
+		free(j);
 		return ovc_err_set(e, -EXDEV, "no journal folder: a folder is not moved between rules");
-	mh = malloc(2 * strlen(ov->mnt) + 1);
-	rh = malloc(2 * strlen(rel) + 1);
-	if (!mh || !rh) {
-		rc = ovc_err_set(e, -ENOMEM, "out of memory");
-		goto out;
 	}
-	hex(mh, ov->mnt, strlen(ov->mnt));
-	hex(rh, rel, strlen(rel));
-	hex(kid, to->id, OVC_KEY_ID_BYTES);
-	len = asprintf(&text, "overcrypt-rewrap 1\n%s\n%u\n%s\n%s\n", mh, (unsigned)uid, kid, rh);
-	if (len < 0) {
-		text = NULL;
-		rc = ovc_err_set(e, -ENOMEM, "out of memory");
-		goto out;
-	}
+	snprintf(j->mnt, sizeof(j->mnt), "%s", ov->mnt);
+	snprintf(j->rel, sizeof(j->rel), "%s", rel);
+	j->uid = uid;
+	memcpy(j->key_id, to->id, OVC_KEY_ID_BYTES);
+	rc = ovc_journal_format(j, &text, &len);
+	free(j);
+	if (rc < 0)
+		return ovc_err_set(e, rc, "the rewrap journal: %s", strerror(-rc));
 	randombytes_buf(r, sizeof(r));
-	hex(kid, r, sizeof(r));
-	snprintf(jname, 64, "rewrap-%s", kid);
+	snprintf(jname, 64, "rewrap-%02x%02x%02x%02x%02x%02x%02x%02x",
+		 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
 	fd = openat(ov->journal_fd, jname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		rc = ovc_err_set(e, -errno, "the rewrap journal: %s", strerror(errno));
-		jname[0] = 0;
-		goto out;
-	}
-	rc = ovc_pwrite_full(fd, text, (size_t)len, 0);
-	if (rc == 0 && fsync(fd) < 0)
 		rc = -errno;
-	close(fd);
-	if (rc == 0 && fsync(ov->journal_fd) < 0)
-		rc = -errno;
-	if (rc < 0) {
-		unlinkat(ov->journal_fd, jname, 0);
-		jname[0] = 0;
-		ovc_err_set(e, rc, "the rewrap journal: %s", strerror(-rc));
+	} else {
+		rc = ovc_pwrite_full(fd, text, len, 0);
+		if (rc == 0 && fsync(fd) < 0)
+			rc = -errno;
+		close(fd);
+		if (rc == 0 && fsync(ov->journal_fd) < 0)
+			rc = -errno;
+		if (rc < 0)
+			unlinkat(ov->journal_fd, jname, 0);
 	}
-out:
-	free(mh);
-	free(rh);
 	free(text);
-	return rc;
+	if (rc < 0) {
+		jname[0] = 0;
+		return ovc_err_set(e, rc, "the rewrap journal: %s", strerror(-rc));
+	}
+	return 0;
 }
 
 static void journal_done(ovc_overlay *ov, const char *jname)
@@ -3219,10 +3186,8 @@ size_t ovc_overlay_resume(ovc_overlay *ov)
 		return 0;
 	}
 	while ((de = readdir(d))) {
-		char buf[3 * PATH_MAX], mnt[PATH_MAX], rel[PATH_MAX], kh[64], mh[2 * PATH_MAX];
-		char rh[2 * PATH_MAX];
-		uint8_t kid[OVC_KEY_ID_BYTES];
-		unsigned uid;
+		ovc_journal_entry *j;
+		char buf[4 * PATH_MAX + 256];
 		ovc_view *v;
 		const ovc_key *to;
 		ssize_t n;
@@ -3233,32 +3198,33 @@ size_t ovc_overlay_resume(ovc_overlay *ov)
 		fd = openat(ov->journal_fd, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
 			continue;
-		n = read(fd, buf, sizeof(buf) - 1);
+		n = read(fd, buf, sizeof(buf));
 		close(fd);
-		if (n <= 0)
-			continue;
-		buf[n] = 0;
-		if (sscanf(buf, "overcrypt-rewrap 1\n%8191s\n%u\n%63s\n%8191s\n", mh, &uid, kh, rh) != 4 ||
-		    unhex(mh, mnt, sizeof(mnt)) < 0 || unhex(rh, rel, sizeof(rel)) < 0 ||
-		    unhex(kh, (char *)buf, sizeof(kid) + 1) != (int)sizeof(kid)) {
+		j = calloc(1, sizeof(*j));
+		if (!j)
+			break;
+		if (n <= 0 || ovc_journal_parse(buf, (size_t)n, j) < 0) {
 			ovc_log_warn("%s: the rewrap journal entry %s does not parse: left alone",
 				     ov->mnt, de->d_name);
+			free(j);
 			continue;
 		}
-		memcpy(kid, buf, sizeof(kid));
-		if (strcmp(mnt, ov->mnt) != 0)
+		if (strcmp(j->mnt, ov->mnt) != 0) {
+			free(j);
 			continue; /* another overlay's */
-		v = ovc_views_get(ov->views, (uid_t)uid);
-		to = v && v->state == OVC_VIEW_READY && v->keys ? ovc_keyset_find(v->keys, kid) : NULL;
+		}
+		v = ovc_views_get(ov->views, j->uid);
+		to = v && v->state == OVC_VIEW_READY && v->keys ? ovc_keyset_find(v->keys, j->key_id) : NULL;
 		if (to) {
-			size_t k = tree_rewrap(ov, v, rel, to);
+			size_t k = tree_rewrap(ov, v, j->rel, to);
 
 			ovc_log_info("%s/%s: a folder move interrupted before: %zu file%s below rewrapped now",
-				     ov->mnt, rel, k, k == 1 ? "" : "s");
+				     ov->mnt, j->rel, k, k == 1 ? "" : "s");
 			journal_done(ov, de->d_name);
 			done++;
 		}
 		ovc_view_put(v);
+		free(j);
 	}
 	closedir(d);
 	return done;
