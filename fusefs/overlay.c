@@ -100,6 +100,8 @@ static void tls_free(void *p)
 {
 	struct tls *t = p;
 
+	if (!t)
+		return;
 	ovc_cipher_free(t->c);
 	free(t->buf);
 	free(t);
@@ -111,6 +113,25 @@ static void tls_init(void)
 		abort();
 }
 
+/* A cipher and an I/O buffer of one's own (NULL on ENOMEM). */
+static struct tls *tls_new(void)
+{
+	struct tls *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->c = ovc_cipher_new();
+	t->buf = malloc(MAX_IO);
+	if (!t->c || !t->buf) {
+		tls_free(t);
+		return NULL;
+	}
+	return t;
+}
+
+/* The calling worker thread's (kept until the thread ends). Only for the
+ * session's threads: the agent's thread, which never ends before the
+ * process, takes a tls_new() per call instead. */
 static struct tls *tls_get(void)
 {
 	struct tls *t;
@@ -119,12 +140,8 @@ static struct tls *tls_get(void)
 	t = pthread_getspecific(tls_key);
 	if (t)
 		return t;
-	t = calloc(1, sizeof(*t));
-	if (!t)
-		return NULL;
-	t->c = ovc_cipher_new();
-	t->buf = malloc(MAX_IO);
-	if (!t->c || !t->buf || pthread_setspecific(tls_key, t) != 0) {
+	t = tls_new();
+	if (t && pthread_setspecific(tls_key, t) != 0) {
 		tls_free(t);
 		return NULL;
 	}
@@ -798,11 +815,10 @@ static int copy_xattrs(int from, int to, ovc_err *e)
  * file). The inode then stands for the new file; *newfd is the new file,
  * open read-write. Inode lock held for writing; `i` NULL: an inode the
  * kernel does not know (nothing cached to update). */
-static int rewrite(ovc_overlay *ov, struct ovc_inode *i, const struct ovc_at *pa,
-		   int oldfd, ovc_file *src, const ovc_key *key, int *newfd,
-		   ovc_err *e)
+static int rewrite(ovc_overlay *ov, struct tls *t, struct ovc_inode *i,
+		   const struct ovc_at *pa, int oldfd, ovc_file *src,
+		   const ovc_key *key, int *newfd, ovc_err *e)
 {
-	struct tls *t = tls_get();
 	char tmp[NAME_MAX + 1];
 	struct stat st;
 	ovc_file *f = NULL;
@@ -1009,7 +1025,7 @@ static int do_open(ovc_overlay *ov, fuse_req_t req, struct ovc_inode *i,
 		if (rc == 0 && d.act == OVC_ACT_REKEY && !i->ef)
 			rc = enc_attach(i, fd, 0, w.view, &e);
 		if (rc == 0)
-			rc = rewrite(ov, i, &pa, fd, d.act == OVC_ACT_REKEY ? i->ef : NULL,
+			rc = rewrite(ov, tls_get(), i, &pa, fd, d.act == OVC_ACT_REKEY ? i->ef : NULL,
 				     d.key, &nfd, &e);
 		if (rc < 0)
 			goto out;
@@ -3048,7 +3064,10 @@ static int target_lock(ovc_overlay *ov, struct target *t, int any_open, ovc_err 
 static int target_rewrite(ovc_overlay *ov, struct target *t, ovc_file *src,
 			  const ovc_key *key, ovc_err *e)
 {
-	int nfd, rc = rewrite(ov, t->i, &t->pa, t->fd, src, key, &nfd, e);
+	struct tls *own = tls_new();
+	int nfd, rc = rewrite(ov, own, t->i, &t->pa, t->fd, src, key, &nfd, e);
+
+	tls_free(own);
 
 	if (rc < 0)
 		return e->msg[0] ? rc : ovc_err_set(e, rc, "%s", strerror(-rc));
