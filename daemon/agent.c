@@ -869,7 +869,8 @@ static int user_mounts(struct agent *A, uid_t uid, char ***out, size_t *n, char 
 	*home = NULL;
 	if (!*out)
 		return -ENOMEM;
-	memcpy(*out, A->cfg->mount_paths, nm * sizeof(char *));
+	if (nm)
+		memcpy(*out, A->cfg->mount_paths, nm * sizeof(char *));
 	*n = nm;
 	if (!A->cfg->mount_home)
 		return 0;
