@@ -1306,14 +1306,19 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t n, int mode, off_t off,
 {
 	struct handle *h = (struct handle *)(uintptr_t)fi->fh;
 
+	int rc = 0;
+
 	(void)n;
-	if (h->enc) {
+	pthread_rwlock_rdlock(&h->ino->lock);
+	if (h->enc || h->ino->ef)
 		/* space for ciphertext cannot be reserved honestly: a
-		 * reservation is not a sealed block */
-		fuse_reply_err(req, EOPNOTSUPP);
-		return;
-	}
-	fuse_reply_err(req, fallocate(h->fd, mode, off, len) < 0 ? errno : 0);
+		 * reservation is not a sealed block (also through a handle
+		 * opened while the file was plaintext) */
+		rc = EOPNOTSUPP;
+	else if (fallocate(h->fd, mode, off, len) < 0)
+		rc = errno;
+	pthread_rwlock_unlock(&h->ino->lock);
+	fuse_reply_err(req, rc);
 }
 
 /* ---- setattr --------------------------------------------------------------------- */
@@ -1336,34 +1341,39 @@ static int set_size(ovc_overlay *ov, fuse_req_t req, struct ovc_inode *i,
 		if (size == 0)
 			goto done; /* O_TRUNC did it */
 	}
-	if (h->enc) {
+	{
 		struct tls *t = tls_get();
-		const ovc_rule *cr;
+		const ovc_rule *cr = NULL;
 		const ovc_key *fresh = NULL;
+		char path[PATH_MAX];
 
 		if (!t) {
 			rc = -ENOMEM;
 			goto done;
 		}
-		if (size == 0) {
-			char path[PATH_MAX];
-
-			/* a fresh header under the place's key, from the
-			 * handle's view; or the file's own key */
-			if (abs_path(ov, i, NULL, path, sizeof(path)) == 0 &&
-			    (cr = ovc_decide_create_rule(h->view, path)) && h->view->keys)
-				fresh = ovc_keyset_find(h->view->keys, cr->key_id);
-			else if (h->view && h->view->keys && i->ef)
-				fresh = ovc_keyset_find(h->view->keys,
-							ovc_file_header(i->ef)->key_id);
-		}
+		/* a truncation to zero starts a fresh header under the place's
+		 * key, from the handle's view; or the file's own key */
+		if (size == 0 && abs_path(ov, i, NULL, path, sizeof(path)) == 0)
+			cr = ovc_decide_create_rule(h->view, path);
+		/* Decided under the inode lock by what the file is now, not by
+		 * the handle: a handle opened on a plaintext file that another
+		 * handle has since made encrypted (truncated to zero where a
+		 * rule, or a copy, encrypts) must never cut the ciphertext as if
+		 * it were plaintext (op_write does the same). */
 		pthread_rwlock_wrlock(&i->lock);
-		rc = i->ef ? ovc_file_truncate(i->ef, t->c, (uint64_t)size, fresh, &e) : -EIO;
+		if (i->ef) {
+			if (size == 0 && h->view && h->view->keys)
+				fresh = ovc_keyset_find(h->view->keys,
+							cr ? cr->key_id : ovc_file_header(i->ef)->key_id);
+			rc = ovc_file_truncate(i->ef, t->c, (uint64_t)size, fresh, &e);
+		} else if (h->enc) {
+			rc = -EIO;
+		} else if (ftruncate(h->fd, size) < 0) {
+			rc = -errno;
+		}
 		pthread_rwlock_unlock(&i->lock);
 		if (rc < 0)
 			rc = -io_err(ov, i, rc, &e);
-	} else if (ftruncate(h->fd, size) < 0) {
-		rc = -errno;
 	}
 done:
 	if (own)

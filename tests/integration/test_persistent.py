@@ -467,3 +467,32 @@ def test_home_overlaid_keeps_copies_encrypted(home_overlay):
     assert read(docs / "report").startswith(MAGIC)
     assert MARK not in read(docs / "report")
     assert read(docs / "notes") == b"my own notes"
+
+
+def test_plaintext_handle_of_a_file_made_encrypted(overlay):
+    """A handle opened while the file was plaintext, after another open made the file
+    encrypted (here: emptied by a process holding an encrypted file open, a copy): its
+    ftruncate and fallocate act on the encrypted file, never cut the ciphertext as plaintext
+    (found by the soak: block 0 then failed to authenticate)."""
+    enc, pub = overlay.fresh(), overlay.fresh(public=True)
+    write(pub / "f", b"plaintext first")
+    write(enc / "src", b"encrypted source")
+    a = os.open(pub / "f", os.O_RDWR)                 # plaintext handle
+    try:
+        e = os.open(enc / "src", os.O_RDONLY)          # now a copy source is open
+        b = os.open(pub / "f", os.O_RDWR | os.O_TRUNC)  # emptied: starts encrypted
+        os.close(e)
+        os.write(b, b"hello world")
+        os.fsync(b)
+        os.close(b)
+        os.ftruncate(a, 5)
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        rc = libc.fallocate(a, 0, ctypes.c_long(0), ctypes.c_long(8192))
+        assert rc == -1 and ctypes.get_errno() == errno.EOPNOTSUPP
+        os.fsync(a)
+    finally:
+        os.close(a)
+    assert header(overlay.backing_of(pub / "f")).startswith(MAGIC)
+    __import__("subprocess").run(["sh", "-c", "echo 3 > /proc/sys/vm/drop_caches"], check=True)
+    assert read(pub / "f") == b"hello"
