@@ -428,7 +428,10 @@ def test_corrupt_cache_at_start(web, www, org, agent):
     a.stop()
     a.write_config(policy_url=f"https://127.0.0.1:{free_port()}/")
     for f in a.cache.iterdir():
-        f.unlink()
+        if f.is_dir():                  # the rewrap journal's folder (empty)
+            f.rmdir()
+        else:
+            f.unlink()
     a.start()
     st = a.wait_attempt()
     assert st["state"] == "no-policy" and st["policy"] is None and st["rules"] == []
@@ -565,10 +568,13 @@ def test_file_modes(web, www, org, agent):
     assert a.unlock().returncode == 0
     mode = lambda p: stat.S_IMODE(os.lstat(p).st_mode)   # noqa: E731
     assert mode(a.cache) == 0o700
-    names = sorted(f.name for f in a.cache.iterdir())
+    names = sorted(f.name for f in a.cache.iterdir() if not f.is_dir())
     assert names == ["policy.json", "policy.json.minisig", "rules.json", "state.json"], names
     for f in names:
         assert mode(a.cache / f) == 0o600, f
+    # the overlays' rewrap journal (docs/overlay.md): private, empty
+    assert sorted(f.name for f in a.cache.iterdir() if f.is_dir()) == ["journal"]
+    assert mode(a.cache / "journal") == 0o700 and list((a.cache / "journal").iterdir()) == []
     assert mode(a.run_dir) == 0o700
     assert stat.S_ISSOCK(os.lstat(a.sock).st_mode) and mode(a.sock) == 0o600
     assert mode(a.run_dir / "overcryptd.lock") == 0o600
