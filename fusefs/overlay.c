@@ -542,12 +542,12 @@ static int stat_of(ovc_overlay *ov, struct ovc_inode *i, struct handle *h,
 		return inode_stat(ov, i, st);
 	if (fstat(h->fd, st) < 0)
 		return -errno;
-	if (h->enc) {
-		pthread_rwlock_rdlock(&i->lock);
-		if (i->ef)
-			st->st_size = (off_t)ovc_file_size(i->ef);
-		pthread_rwlock_unlock(&i->lock);
-	}
+	/* the file as it is now, whichever handle asks: one opened while
+	 * the file was plaintext sees it encrypted once another made it so */
+	pthread_rwlock_rdlock(&i->lock);
+	if (i->ef)
+		st->st_size = (off_t)ovc_file_size(i->ef);
+	pthread_rwlock_unlock(&i->lock);
 	return 0;
 }
 
@@ -1151,7 +1151,7 @@ static void handle_free(ovc_overlay *ov, struct handle *h)
 		i->nopen--;
 	if (!h->enc && h->writable && i->nplainw > 0)
 		i->nplainw--;
-	if (h->enc && h->writable)
+	if (h->writable && i->ef)
 		set_mark(ov, i, h->fd); /* here, off the opener's path (release is asynchronous) */
 	if (i->nopen == 0) {
 		if (fstat(h->fd, &st) == 0) {

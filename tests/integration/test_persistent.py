@@ -472,8 +472,9 @@ def test_home_overlaid_keeps_copies_encrypted(home_overlay):
 def test_plaintext_handle_of_a_file_made_encrypted(overlay):
     """A handle opened while the file was plaintext, after another open made the file
     encrypted (here: emptied by a process holding an encrypted file open, a copy): its
-    ftruncate and fallocate act on the encrypted file, never cut the ciphertext as plaintext
-    (found by the soak: block 0 then failed to authenticate)."""
+    ftruncate, fstat, writes and fallocate see the encrypted file as it is, never the
+    ciphertext as plaintext (found by the soak: block 0 failed to authenticate after such
+    a truncate, and fstat gave the backing size)."""
     enc, pub = overlay.fresh(), overlay.fresh(public=True)
     write(pub / "f", b"plaintext first")
     write(enc / "src", b"encrypted source")
@@ -486,6 +487,8 @@ def test_plaintext_handle_of_a_file_made_encrypted(overlay):
         os.fsync(b)
         os.close(b)
         os.ftruncate(a, 5)
+        assert os.fstat(a).st_size == 5                # the plaintext size, also here
+        os.pwrite(a, b"HE", 0)                         # through the encrypted state
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
         rc = libc.fallocate(a, 0, ctypes.c_long(0), ctypes.c_long(8192))
@@ -495,4 +498,4 @@ def test_plaintext_handle_of_a_file_made_encrypted(overlay):
         os.close(a)
     assert header(overlay.backing_of(pub / "f")).startswith(MAGIC)
     __import__("subprocess").run(["sh", "-c", "echo 3 > /proc/sys/vm/drop_caches"], check=True)
-    assert read(pub / "f") == b"hello"
+    assert read(pub / "f") == b"HEllo"
