@@ -168,6 +168,13 @@ class Overlay:
         raise AssertionError(f"{self.path} not a fuse mount after {timeout} s "
                              f"(type {fs_type(self.path)}); agent log:\n{self.agent.log()}")
 
+    def set_policy_setting(self, key, value):
+        """Change a setting in org.conf, publish, and have the agent fetch it."""
+        set_setting(self.org.conf(), key, value)
+        self.org.publish(self.tmp / "published")
+        p = self.agent.refresh()
+        assert p.returncode == 0, p.out + p.err
+
     def check_backing(self, below=None):
         """Every non-empty regular file below `below` (a path under .path;
         default: the whole encrypted folder) starts with MAGIC on the backing
@@ -215,6 +222,25 @@ class Overlay:
                 except OSError:
                     continue
         return hits
+
+
+def write_synced(p, b):
+    """Write the whole file and fsync it."""
+    with open(p, "wb") as f:
+        f.write(b)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_bytes(p):
+    with open(p, "rb") as f:
+        return f.read()
+
+
+def header(p):
+    """The 120-byte header of an encrypted backing file (crypto/format.h)."""
+    with open(p, "rb") as f:
+        return f.read(120)
 
 
 def data_ranges(fd, size):

@@ -12,21 +12,10 @@ import time
 
 import pytest
 
-from overlaylib import MAGIC, MARK, data, overlay  # noqa: F401
+from overlaylib import MAGIC, MARK, data, header, overlay  # noqa: F401
+from overlaylib import read_bytes as read, write_synced as write
 
 HDR, SLOT, BS = 120, 4124, 4096
-
-
-def write(p, b):
-    with open(p, "wb") as f:
-        f.write(b)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def read(p):
-    with open(p, "rb") as f:
-        return f.read()
 
 
 def slot_off(j):
@@ -322,11 +311,6 @@ def test_agent_killed_during_writes(kill_overlay):
             drop_caches()
             read(w.path)                              # readable again
         assert header(ov.backing_of(w.path)).startswith(MAGIC)
-
-
-def header(p):
-    with open(p, "rb") as f:
-        return f.read(HDR)
 
 
 # --- the policy changing under load ---------------------------------------------------------

@@ -13,28 +13,11 @@ import time
 
 import pytest
 
-from agentlib import set_setting
-from overlaylib import MAGIC, MARK, data, overlay  # noqa: F401
+from overlaylib import MAGIC, MARK, data, header, overlay  # noqa: F401
+from overlaylib import read_bytes as read, write_synced as write
 
 KEY_ID = slice(16, 32)     # header fields (crypto/format.h)
 FILE_ID = slice(32, 48)
-
-
-def header(p):
-    with open(p, "rb") as f:
-        return f.read(120)
-
-
-def write(p, b):
-    with open(p, "wb") as f:
-        f.write(b)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def read(p):
-    with open(p, "rb") as f:
-        return f.read()
 
 
 def expect_errno(n, fn, *a):
@@ -206,12 +189,8 @@ def test_persistent_off_gives_exdev(overlay):
     src, dst = overlay.fresh(), overlay.fresh(public=True)
     write(src / "kept", b"moved while on")
     os.rename(src / "kept", dst / "kept")
-    conf = overlay.org.conf()
     try:
-        set_setting(conf, "persistent_encryption", "no")
-        overlay.org.publish(overlay.tmp / "published")
-        p = overlay.agent.refresh()
-        assert p.returncode == 0, p.out + p.err
+        overlay.set_policy_setting("persistent_encryption", "no")
         write(src / "a", b"secret " + MARK)
         expect_errno(errno.EXDEV, os.rename, src / "a", dst / "a")
         # the file moved earlier is left as it is
@@ -221,10 +200,7 @@ def test_persistent_off_gives_exdev(overlay):
         assert read(overlay.backing_of(dst / "a-copy")) == b"secret " + MARK
         os.unlink(dst / "a-copy")   # keep the marker out of the backing side
     finally:
-        set_setting(conf, "persistent_encryption", "yes")
-        overlay.org.publish(overlay.tmp / "published")
-        p = overlay.agent.refresh()
-        assert p.returncode == 0, p.out + p.err
+        overlay.set_policy_setting("persistent_encryption", "yes")
     os.rename(src / "a", dst / "a")
     assert header(overlay.backing_of(dst / "a")).startswith(MAGIC)
 
@@ -417,22 +393,15 @@ def test_manual_encrypt_decrypt(overlay, tmp_path):
     p = overlay.agent.oc("encrypt", "--asset", "enc", str(outside))
     assert p.returncode == 1 and "in no folder this agent overlays" in p.err, p.out + p.err
 
-    conf = overlay.org.conf()
     try:
-        set_setting(conf, "user_may_decrypt", "yes")
-        overlay.org.publish(overlay.tmp / "published")
-        p = overlay.agent.refresh()
-        assert p.returncode == 0, p.out + p.err
+        overlay.set_policy_setting("user_may_decrypt", "yes")
         p = overlay.agent.oc("decrypt", str(pub / "doc"))
         assert p.returncode == 0, p.out + p.err
         assert read(raw) == b"to protect " + MARK
         assert read(pub / "doc") == b"to protect " + MARK
         os.unlink(pub / "doc")                  # keep the marker out of the backing side
     finally:
-        set_setting(conf, "user_may_decrypt", "no")
-        overlay.org.publish(overlay.tmp / "published")
-        p = overlay.agent.refresh()
-        assert p.returncode == 0, p.out + p.err
+        overlay.set_policy_setting("user_may_decrypt", "no")
 
 
 # --- the home folder overlaid ([mount] home = yes) ----------------------------------------
