@@ -950,6 +950,23 @@ static void join_strings(const cJSON *a, char *out, size_t n)
 	}
 }
 
+/* Under a mount on an SMB share: "share //HOST/SHARE at MOUNTPOINT, via
+ * rule PATH (asset NAME), …". */
+static void print_share(const cJSON *sh)
+{
+	const cJSON *r;
+	const char *sep = ", via rule ";
+
+	if (!cJSON_IsObject(sh))
+		return;
+	printf("%-10s  share %s at %s", "", jstr_or(sh, "source", "?"), jstr_or(sh, "mountpoint", "?"));
+	cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(sh, "rules")) {
+		printf("%s%s (asset %s)", sep, jstr_or(r, "path", "?"), jstr_or(r, "asset", "?"));
+		sep = ", ";
+	}
+	puts("; network: no writeback cache");
+}
+
 /* One line per mount: "PATH  STATE[: REASON] (rules: …), counters". */
 static void print_mount(const char *label, const cJSON *m)
 {
@@ -969,6 +986,7 @@ static void print_mount(const char *label, const cJSON *m)
 		       jnum(m, "files_opened"), jnum(m, "open_handles"));
 	}
 	putchar('\n');
+	print_share(cJSON_GetObjectItemCaseSensitive(m, "share"));
 }
 
 /* The warnings about a mount: files opened with keys since dropped, and
@@ -1158,23 +1176,26 @@ static void print_which_rule(const char *what, const cJSON *r, const cJSON *same
 		       jstr_or(r, "key_id", "none"));
 }
 
-static int cmd_which(int argc, char **argv)
+/* A command with one PATH argument (made absolute, into `path`) that the
+ * agent answers: -1 with *reply set, or the exit status. */
+static int path_call(int argc, char **argv, const char *cmd, int (*help)(void),
+		     char path[PATH_MAX], cJSON **reply)
 {
 	static const struct option opts[] = { AGENT_OPTS };
-	char path[PATH_MAX];
 	ovc_config *cfg = NULL;
-	cJSON *req, *reply = NULL;
+	cJSON *req;
 	ovc_err e;
 	int c, rc;
 
+	*reply = NULL;
 	while ((c = agent_getopt(argc, argv, "+h", opts)) != -1) {
 		if (c == 'h')
-			return help_which();
-		return cli_usage("which", "bad option");
+			return help();
+		return cli_usage(cmd, "bad option");
 	}
 	if (argc - optind != 1)
-		return cli_usage("which", argc == optind ? "PATH is required" : "one PATH only");
-	rc = absolute_path(argv[optind], path, sizeof(path));
+		return cli_usage(cmd, argc == optind ? "PATH is required" : "one PATH only");
+	rc = absolute_path(argv[optind], path, PATH_MAX);
 	if (rc) {
 		cli_err("%s: %s", argv[optind], strerror(-rc));
 		return EXIT_WORK;
@@ -1187,14 +1208,26 @@ static int cmd_which(int argc, char **argv)
 		cJSON_Delete(req);
 		req = NULL;
 	}
-	rc = req ? agent_call(cfg, "which", req, 0, 0, &reply, &e) : -ENOMEM;
+	rc = req ? agent_call(cfg, cmd, req, 0, 0, reply, &e) : -ENOMEM;
 	ovc_config_free(cfg);
 	if (rc) {
 		if (!req)
 			cli_err("out of memory");
-		cJSON_Delete(reply);
+		cJSON_Delete(*reply);
+		*reply = NULL;
 		return EXIT_WORK;
 	}
+	return -1;
+}
+
+static int cmd_which(int argc, char **argv)
+{
+	char path[PATH_MAX];
+	cJSON *reply = NULL;
+	int rc = path_call(argc, argv, "which", help_which, path, &reply);
+
+	if (rc >= 0)
+		return rc;
 	{
 		const cJSON *rule = cJSON_GetObjectItemCaseSensitive(reply, "rule");
 
@@ -1208,6 +1241,32 @@ static int cmd_which(int argc, char **argv)
 	if (cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(reply, "key_held")))
 		printf("%s %s\n", "key held:",
 		       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply, "key_held")) ? "yes" : "no");
+	cJSON_Delete(reply);
+	return 0;
+}
+
+static int help_unmount(void)
+{
+	puts("Usage: overcrypt unmount PATH\n"
+	     "Take down an SMB share mounted at PATH together with the overlays on it,\n"
+	     "in the right order: the overlays first, then the share. A plain 'umount'\n"
+	     "takes only the top overlay, which the agent mounts again at once. Refused\n"
+	     "while files are open on the overlays; in system mode only root may do it.\n\n"
+	     "      --config FILE  read this config instead of the default files\n"
+	     "  -h, --help         show this help");
+	return 0;
+}
+
+static int cmd_unmount(int argc, char **argv)
+{
+	char path[PATH_MAX];
+	cJSON *reply = NULL;
+	int rc = path_call(argc, argv, "unmount", help_unmount, path, &reply);
+
+	if (rc >= 0)
+		return rc;
+	printf("unmounted %s (share %s) and its overlays\n", jstr_or(reply, "mountpoint", path),
+	       jstr_or(reply, "share", "?"));
 	cJSON_Delete(reply);
 	return 0;
 }
@@ -1828,6 +1887,7 @@ static const struct command {
 	{ "status", cmd_status, "show what the agent is doing" },
 	{ "which", cmd_which, "show which rule applies to a path, and why" },
 	{ "repair", cmd_repair, "cut a torn tail of encrypted files (after a crash)" },
+	{ "unmount", cmd_unmount, "take down an SMB share and its overlays, in order" },
 	{ "refresh", cmd_refresh, "make the agent fetch your policy now" },
 	{ "lock", cmd_lock, "make the agent forget your keys" },
 	{ "unlock", cmd_unlock, "open your keystore and give the agent your keys" },

@@ -19,7 +19,7 @@
 static int usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: overcryptd [--foreground] [--config FILE] [--system]\n\n"
+		"Usage: overcryptd [--foreground] [--config FILE] [--system] [--mountinfo FILE]\n\n"
 		"The overcrypt client agent: fetches and verifies the user's signed policy,\n"
 		"caches it, holds the keys once 'overcrypt unlock' sent the identity, and\n"
 		"answers 'overcrypt status/which/refresh/lock/unlock' on its control socket.\n\n"
@@ -27,6 +27,10 @@ static int usage(FILE *out)
 		"  -c, --config FILE  read only FILE (user mode), not the default files\n"
 		"      --system       system mode: serve the users listed in\n"
 		"                     /etc/overcrypt/overcrypt.conf [client] users\n"
+		"      --mountinfo FILE  read the SMB mounts from FILE (mountinfo format)\n"
+		"                     instead of /proc/self/mountinfo: for tests on machines\n"
+		"                     without cifs; FILE must be ours or root's, not writable\n"
+		"                     by others\n"
 		"  -h, --help         this text\n"
 		"      --version      the version\n\n"
 		"Logs go to stderr. SIGTERM/SIGINT stop it (keys wiped); SIGHUP re-reads the\n"
@@ -78,6 +82,7 @@ int main(int argc, char **argv)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "system", no_argument, NULL, 'S' },
+		{ "mountinfo", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ 0 }
@@ -92,6 +97,7 @@ int main(int argc, char **argv)
 		case 'f': fg = 1; break;
 		case 'c': o.config_file = optarg; break;
 		case 'S': o.mode = OVC_CONFIG_SYSTEM; break;
+		case 'M': o.mountinfo = optarg; break;
 		case 'h': return usage(stdout);
 		case 'V': puts("overcryptd " OVC_RELEASE); return 0;
 		default: return usage(stderr);

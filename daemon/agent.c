@@ -80,6 +80,7 @@ struct agent {
 	ovc_config *cfg;
 	ovc_views *views;
 	ovc_mounts *mounts;      /* the overlays: daemon/mounts.h */
+	ovc_mtab *mtab;          /* the SMB shares: daemon/mtab.h */
 	struct uent *users;
 	size_t nusers;
 	int lock_fd, listen_fd, sig_fd, wake[2];
@@ -415,6 +416,179 @@ static int utf8_valid(const char *s, size_t n)
 	return 1;
 }
 
+/* ---- SMB shares ------------------------------------------------------------------------ */
+
+/* Is `m` among the `n` mounts of `v` (same place, same share)? */
+static int smb_known(const ovc_smb_mount *m, const ovc_smb_mount *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(m->mountpoint, v[i].mountpoint) && !strcmp(m->host, v[i].host) &&
+		    !strcmp(m->share, v[i].share) && !strcmp(m->prefix, v[i].prefix))
+			return 1;
+	return 0;
+}
+
+/* A share that just appeared: does an smb:// rule of a served user name
+ * it? If not, explain when a rule names the same server another way. */
+static void smb_check_new(struct agent *A, const ovc_smb_mount *m)
+{
+	char (*hosts)[256] = NULL;
+	const char **hp = NULL;
+	size_t nh = 0, cap = 0;
+	int named = 0;
+
+	for (size_t u = 0; u < A->nusers && !named; u++) {
+		size_t nr = 0;
+		const ovc_rule *r = ovc_user_rules(A->users[u].u, &nr);
+
+		for (size_t i = 0; i < nr && !named; i++) {
+			ovc_rule_path rp;
+			ovc_err e = { 0 };
+			int dup = 0;
+
+			if (strncmp(r[i].path, "smb://", 6) || ovc_rule_path_parse(r[i].path, &rp, &e))
+				continue;
+			if (!strcmp(rp.host, m->host) &&
+			    (!strcmp(rp.share, m->share) || strchr(rp.share, '%'))) {
+				named = 1;
+				break;
+			}
+			for (size_t k = 0; k < nh && !dup; k++)
+				dup = !strcmp(hosts[k], rp.host);
+			if (dup)
+				continue;
+			if (nh == cap) {
+				size_t nc = cap ? cap * 2 : 8;
+				void *t = realloc(hosts, nc * sizeof(*hosts));
+
+				if (!t)
+					break;
+				hosts = t;
+				cap = nc;
+			}
+			snprintf(hosts[nh++], sizeof(*hosts), "%s", rp.host);
+		}
+	}
+	if (!named && nh && (hp = calloc(nh, sizeof(*hp)))) {
+		for (size_t k = 0; k < nh; k++)
+			hp[k] = hosts[k];
+		ovc_smb_explain_unmatched(m, hp, nh);
+	}
+	free(hp);
+	free(hosts);
+}
+
+/* Read the mount table when it may have changed (`woke`: poll() said so);
+ * when the SMB shares changed, place every user's rules again (their
+ * overlays follow at the next sync) and look at the new shares. */
+static void smb_refresh(struct agent *A, int woke)
+{
+	size_t nold = 0, n = 0;
+	const ovc_smb_mount *cur = ovc_mtab_smb(A->mtab, &nold), *v;
+	ovc_smb_mount *old = nold ? malloc(nold * sizeof(*old)) : NULL;
+	int rc;
+
+	if (nold && !old) {
+		ovc_log_error("out of memory: the mount table is read again later");
+		return;
+	}
+	if (nold)
+		memcpy(old, cur, nold * sizeof(*old));
+	rc = ovc_mtab_update(A->mtab, woke);
+	if (rc == 1) {
+		time_t now = time(NULL);
+
+		for (size_t i = 0; i < A->nusers; i++)
+			ovc_user_remap(A->users[i].u, now);
+		v = ovc_mtab_smb(A->mtab, &n);
+		for (size_t i = 0; i < n; i++)
+			if (!smb_known(&v[i], old, nold))
+				smb_check_new(A, &v[i]);
+		for (size_t i = 0; i < nold; i++)
+			if (!smb_known(&old[i], v, n)) {
+				char src[2048];
+
+				ovc_smb_source(&old[i], src, sizeof(src));
+				ovc_log_info("%s: the SMB share %s is no longer mounted", old[i].mountpoint, src);
+			}
+	}
+	free(old);
+}
+
+/* Place the rules again after a forget or unforget, and follow with the
+ * overlays now. */
+static void smb_apply(struct agent *A)
+{
+	time_t now = time(NULL);
+
+	for (size_t i = 0; i < A->nusers; i++)
+		ovc_user_remap(A->users[i].u, now);
+	ovc_mounts_sync(A->mounts, now, 0);
+}
+
+/* `overcrypt unmount PATH`: the overlays on the share mounted at PATH
+ * first, then the share. Refused while files are open on them; when the
+ * share will not go, its overlays are mounted again at once. */
+static void do_unmount(struct agent *A, int fd, uid_t peer, const cJSON *req)
+{
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(req, "path");
+	char norm[PATH_MAX], src[2048], where[PATH_MAX] = "";
+	const ovc_smb_mount *sm;
+	ovc_err e = { 0 };
+	uint64_t k;
+	cJSON *o;
+
+	if (!cJSON_IsString(p) || p->valuestring[0] != '/' ||
+	    ovc_path_normalise(p->valuestring, norm, sizeof(norm)) != 0) {
+		reply_err(A, fd, "invalid", -1, "unmount needs an absolute \"path\"");
+		return;
+	}
+	if (A->o.mode == OVC_CONFIG_SYSTEM && peer != 0) {
+		reply_err(A, fd, "denied", -1, "only root unmounts shares of a system-mode agent");
+		return;
+	}
+	sm = ovc_mtab_find(A->mtab, norm);
+	if (!sm) {
+		reply_err(A, fd, "invalid", -1, "%s is not where an SMB share is mounted "
+			  "('overcrypt status' shows the shares; other overlays follow the policy)", norm);
+		return;
+	}
+	ovc_smb_source(sm, src, sizeof(src));
+	k = ovc_mounts_open_under(A->mounts, norm, where, sizeof(where));
+	if (k) {
+		reply_err(A, fd, "busy", -1, "%" PRIu64 " file%s open on the overlay at %s: close %s "
+			  "first (nothing was unmounted)", k, k == 1 ? " is" : "s are", where,
+			  k == 1 ? "it" : "them");
+		return;
+	}
+	if (ovc_mtab_forget(A->mtab, norm) != 0) {
+		reply_err(A, fd, "internal", -1, "out of memory");
+		return;
+	}
+	smb_apply(A);
+	k = ovc_mounts_open_under(A->mounts, norm, where, sizeof(where));
+	if (k || ovc_mounts_umount_share(norm, &e) != 0) {
+		ovc_mtab_unforget(A->mtab, norm);
+		smb_apply(A);
+		if (k)
+			reply_err(A, fd, "busy", -1, "a file was opened on the overlay at %s meanwhile: "
+				  "the share stays mounted", where);
+		else
+			reply_err(A, fd, e.code == -EBUSY ? "busy" : "failed", -1,
+				  "%s: the share %s stays mounted, and its overlays were mounted again",
+				  e.msg, src);
+		return;
+	}
+	ovc_log_info("%s: the SMB share %s and its overlays were unmounted (overcrypt unmount)",
+		     norm, src);
+	o = cJSON_CreateObject();
+	if (o) {
+		cJSON_AddStringToObject(o, "share", src);
+		cJSON_AddStringToObject(o, "mountpoint", norm);
+	}
+	reply(A, fd, 1, o);
+}
+
 /* The status reply's "mounts", as `ue`'s user sees them. 0 or -ENOMEM. */
 static int status_mounts(struct agent *A, struct uent *ue, cJSON *o)
 {
@@ -601,6 +775,12 @@ static void handle(struct agent *A, size_t ci)
 		return;
 	}
 	k = cmd->valuestring;
+	if (!strcmp(k, "unmount")) {
+		/* a share is the machine's, not one user's view */
+		do_unmount(A, fd, c->uid, req);
+		cJSON_Delete(req);
+		return;
+	}
 	ue = target(A, fd, c->uid, req);
 	if (!ue) {
 		cJSON_Delete(req);
@@ -924,6 +1104,7 @@ static int add_user(struct agent *A, const char *name, uid_t uid,
 		return rc;
 	uo.mount_paths = (const char *const *)mounts;
 	uo.views = A->views;
+	uo.mtab = A->mtab;
 	ue = &A->users[A->nusers];
 	memset(ue, 0, sizeof(*ue));
 	rc = ovc_user_new(&uo, time(NULL), &ue->u, &e);
@@ -1114,6 +1295,7 @@ static int start_mounts(struct agent *A)
 	mo.system = A->o.mode == OVC_CONFIG_SYSTEM;
 	mo.allow_other = A->cfg->mount_allow_other;
 	mo.journal_fd = A->journal_fd = open_journal(A);
+	mo.mtab = A->mtab;
 	if (ovc_mounts_new(&mo, &A->mounts) != 0) {
 		ovc_log_error("cannot start: out of memory");
 		return -ENOMEM;
@@ -1214,6 +1396,8 @@ static void shutdown_agent(struct agent *A)
 	if (A->lock_fd >= 0)
 		close(A->lock_fd);
 	ovc_views_free(A->views);
+	ovc_mtab_free(A->mtab);
+	A->mtab = NULL;
 	ovc_config_free(A->cfg);
 }
 
@@ -1260,6 +1444,14 @@ int ovc_agent_run(const ovc_agent_opts *o)
 	}
 	if (take_lock(A) != 0)
 		goto out;
+	{
+		ovc_err e = { 0 };
+
+		if (ovc_mtab_open(o->mountinfo, &A->mtab, &e) != 0) {
+			ovc_log_error("cannot start: %s", e.msg);
+			goto out;
+		}
+	}
 	A->views = ovc_views_new();
 	A->sig_fd = signalfd(-1, &ss, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (!A->views || A->sig_fd < 0 || pipe2(A->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
@@ -1284,7 +1476,7 @@ int ovc_agent_run(const ovc_agent_opts *o)
 		close(o->ready_fd);
 	}
 	for (;;) {
-		struct pollfd pf[3 + OVC_CTL_MAX_CONNS];
+		struct pollfd pf[4 + OVC_CTL_MAX_CONNS];
 		size_t np = 0, nc = A->nconns;
 		int conn_fds[OVC_CTL_MAX_CONNS];
 		int timeout = 1000;
@@ -1293,6 +1485,7 @@ int ovc_agent_run(const ovc_agent_opts *o)
 		pf[np++] = (struct pollfd){ .fd = A->sig_fd, .events = POLLIN };
 		pf[np++] = (struct pollfd){ .fd = A->wake[0], .events = POLLIN };
 		pf[np++] = (struct pollfd){ .fd = A->listen_fd, .events = POLLIN };
+		pf[np++] = (struct pollfd){ .fd = ovc_mtab_fd(A->mtab), .events = POLLPRI };
 		for (size_t i = 0; i < nc; i++) {
 			conn_fds[i] = A->conns[i].fd;
 			pf[np++] = (struct pollfd){ .fd = A->conns[i].eof ? -1 : A->conns[i].fd,
@@ -1330,7 +1523,7 @@ int ovc_agent_run(const ovc_agent_opts *o)
 		for (size_t i = 0; i < nc; i++) {
 			size_t ci;
 
-			if (!(pf[3 + i].revents & (POLLIN | POLLHUP | POLLERR)))
+			if (!(pf[4 + i].revents & (POLLIN | POLLHUP | POLLERR)))
 				continue;
 			ci = conn_index(A, conn_fds[i]);
 			if (ci != (size_t)-1)
@@ -1340,6 +1533,15 @@ int ovc_agent_run(const ovc_agent_opts *o)
 			while (conn_accept(A) == 0)
 				;
 		timers(A);
+		/* the mount table: shares mounted and gone, overlays taken
+		 * from outside */
+		{
+			int woke = (pf[3].revents & (POLLPRI | POLLERR)) != 0;
+
+			if (woke)
+				ovc_mounts_table_changed(A->mounts);
+			smb_refresh(A, woke);
+		}
 		/* after any change of views, and each second: new and dropped
 		 * folders, pending unmounts, retries, dead sessions */
 		ovc_mounts_sync(A->mounts, time(NULL), 0);

@@ -35,6 +35,9 @@ typedef struct ovc_agent_opts {
 	const char *config_file;   /* --config, or NULL */
 	int ready_fd;              /* -1, or a pipe to write one byte to once
 				    * the socket is open (daemonizing) */
+	const char *mountinfo;     /* --mountinfo: SMB mounts read from this
+				    * file, not /proc/self/mountinfo (tests:
+				    * daemon/mtab.h); NULL normally */
 } ovc_agent_opts;
 
 /* Run the agent until a stop signal. Returns the process exit status: 0

@@ -60,6 +60,21 @@ struct mnt {
 	int desired;                /* scratch, for one sync */
 	struct bypass by[OVC_MOUNTS_MAX_BYPASS];
 	size_t nby;
+	/* network backings (an SMB share) */
+	int network;                /* no writeback cache, no keep_cache */
+	char share[2048];           /* "//host/share[/prefix]", or "" */
+	char share_at[PATH_MAX];    /* the share's mount point */
+	ovc_overlay *guard;         /* a second overlay under `ov`, serving the
+				     * same folder: a `umount` of the folder
+				     * takes `ov` and leaves this one, so there
+				     * is never a moment without an overlay */
+	dev_t guard_dev;
+	ovc_overlay *retired;       /* a top overlay detached from outside
+				     * that still serves open files: freed
+				     * once its session has ended */
+	int bfd;                    /* the folder (backing side), kept to
+				     * mount the top again over the guard;
+				     * -1 when none */
 };
 
 struct ovc_mounts {
@@ -67,6 +82,7 @@ struct ovc_mounts {
 	struct mnt **v;
 	size_t n, cap;
 	int again;                  /* another sync pass is needed */
+	int table_changed;          /* check that our mounts are still there */
 	time_t last_prune;          /* of the bypass lists */
 };
 
@@ -124,6 +140,7 @@ static struct mnt *ent_add(ovc_mounts *m, const char *path)
 		return NULL;
 	}
 	x->st = M_FAILED;
+	x->bfd = -1;
 	m->v[m->n++] = x;
 	return x;
 }
@@ -138,12 +155,17 @@ static void ent_del(ovc_mounts *m, size_t i)
 	m->v[i] = m->v[--m->n];
 }
 
-/* Is `dev` the device of one of our overlays? Its entry, or NULL. */
+/* Is `dev` the device of one of our overlays (guards and retired ones
+ * too)? Its entry, or NULL. */
 static const struct mnt *ent_by_dev(const ovc_mounts *m, dev_t dev)
 {
-	for (size_t i = 0; i < m->n; i++)
-		if (m->v[i]->ov && m->v[i]->dev && m->v[i]->dev == dev)
-			return m->v[i];
+	for (size_t i = 0; dev && i < m->n; i++) {
+		const struct mnt *x = m->v[i];
+
+		if ((x->ov && x->dev == dev) || (x->guard && x->guard_dev == dev) ||
+		    (x->retired && ovc_overlay_dev(x->retired) == dev))
+			return x;
+	}
 	return NULL;
 }
 
@@ -289,10 +311,10 @@ static int dead_at(const char *path)
 
 /* ---- detaching ------------------------------------------------------------------------- */
 
-/* `fusermount3 -u -z PATH`, with a clean signal mask. */
-static int fusermount_detach(const char *path, ovc_err *e)
+/* Run argv[0] (found on PATH) with a clean signal mask and wait: 0 when
+ * it exits 0, else -errno with `e` set. */
+static int run(char *const argv[], ovc_err *e)
 {
-	char *argv[] = { "fusermount3", "-u", "-z", "--", (char *)path, NULL };
 	posix_spawnattr_t at;
 	sigset_t none;
 	pid_t pid;
@@ -303,16 +325,35 @@ static int fusermount_detach(const char *path, ovc_err *e)
 		return ovc_err_set(e, -ENOMEM, "out of memory");
 	posix_spawnattr_setsigmask(&at, &none);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
-	rc = posix_spawnp(&pid, "fusermount3", NULL, &at, argv, environ);
+	rc = posix_spawnp(&pid, argv[0], NULL, &at, argv, environ);
 	posix_spawnattr_destroy(&at);
 	if (rc)
-		return ovc_err_set(e, -rc, "cannot run fusermount3: %s", strerror(rc));
+		return ovc_err_set(e, -rc, "cannot run %s: %s", argv[0], strerror(rc));
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
-			return ovc_err_set(e, -errno, "fusermount3: %s", strerror(errno));
+			return ovc_err_set(e, -errno, "%s: %s", argv[0], strerror(errno));
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		return ovc_err_set(e, -EIO, "fusermount3 -u -z %s failed (status %d)", path,
+		return ovc_err_set(e, -EIO, "%s failed (status %d)", argv[0],
 				   WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	return 0;
+}
+
+/* `fusermount3 -u -z PATH`. */
+static int fusermount_detach(const char *path, ovc_err *e)
+{
+	char *argv[] = { "fusermount3", "-u", "-z", "--", (char *)path, NULL };
+
+	return run(argv, e);
+}
+
+int ovc_mounts_umount_share(const char *path, ovc_err *e)
+{
+	char *argv[] = { "umount", "--", (char *)path, NULL };
+
+	if (geteuid() != 0)
+		return run(argv, e);
+	if (umount2(path, UMOUNT_NOFOLLOW) != 0)
+		return ovc_err_set(e, -errno, "umount %s: %s", path, strerror(errno));
 	return 0;
 }
 
@@ -607,60 +648,215 @@ static int open_folder(const ovc_mounts *m, struct mnt *x, struct stat *st)
 	return fd;
 }
 
-/* Unmount `x`'s overlay unless files are open on it (then it becomes
- * pending). 1 when it is gone, 0 when pending. */
+/* The device of the topmost mount on `path` now (table order: the last
+ * line with that mount point), 0 when none or unreadable. */
+static dev_t top_dev(const char *path)
+{
+	struct mi *t = NULL;
+	size_t nt = 0;
+	char *buf = NULL;
+	dev_t dev = 0;
+
+	if (mi_read(&t, &nt, &buf) == 0)
+		for (size_t i = 0; i < nt; i++)
+			if (!strcmp(t[i].mp, path))
+				dev = t[i].dev;
+	free(t);
+	free(buf);
+	return dev;
+}
+
+/* Unmount `ov` (mounted on `path`) when it is the topmost mount there;
+ * else (taken from outside, or something is on top of it) end its session
+ * without touching the path: an unmount by path takes the topmost mount,
+ * which may be another overlay or the share itself. */
+static void unmount_safely(ovc_overlay *ov, const char *path)
+{
+	if (!ov)
+		return;
+	if (ovc_overlay_dev(ov) && top_dev(path) == ovc_overlay_dev(ov))
+		ovc_overlay_unmount(ov);
+	else
+		ovc_overlay_discard(ov);
+}
+
+/* Every overlay of `x` gone: the top first, then the guard under it, then
+ * a retired one; the kept folder closed. */
+static void unmount_all(struct mnt *x)
+{
+	unmount_safely(x->ov, x->path);
+	x->ov = NULL;
+	unmount_safely(x->guard, x->path);
+	x->guard = NULL;
+	x->guard_dev = 0;
+	ovc_overlay_discard(x->retired);
+	x->retired = NULL;
+	if (x->bfd >= 0)
+		close(x->bfd);
+	x->bfd = -1;
+	x->nby = 0;
+}
+
+/* Handles open on any overlay of `x`. */
+static uint64_t open_handles(const struct mnt *x)
+{
+	const ovc_overlay *all[3] = { x->ov, x->guard, x->retired };
+	uint64_t k = 0;
+
+	for (size_t i = 0; i < 3; i++)
+		if (all[i] && !ovc_overlay_dead(all[i])) {
+			ovc_overlay_stats s;
+
+			ovc_overlay_stats_get(all[i], &s);
+			k += s.open_handles;
+		}
+	return k;
+}
+
+/* Unmount `x`'s overlays unless files are open on them (then it becomes
+ * pending). 1 when they are gone, 0 when pending. */
 static int release(struct mnt *x)
 {
-	ovc_overlay_stats s;
+	uint64_t h = open_handles(x);
 
-	ovc_overlay_stats_get(x->ov, &s);
-	if (s.open_handles > 0 && !ovc_overlay_dead(x->ov)) {
+	if (h > 0) {
 		if (x->st != M_PENDING)
 			ovc_log_info("%s: no longer to be overlaid, but %" PRIu64 " open file%s: "
-				     "unmounted once %s closed", x->path, s.open_handles,
-				     s.open_handles == 1 ? " is" : "s are",
-				     s.open_handles == 1 ? "it is" : "they are");
+				     "unmounted once %s closed", x->path, h,
+				     h == 1 ? " is" : "s are", h == 1 ? "it is" : "they are");
 		x->st = M_PENDING;
 		snprintf(x->reason, sizeof(x->reason), "%" PRIu64 " open file%s: unmounted once "
-			 "closed", s.open_handles, s.open_handles == 1 ? "" : "s");
+			 "closed", h, h == 1 ? "" : "s");
 		return 0;
 	}
-	ovc_overlay_unmount(x->ov);
-	x->ov = NULL;
-	x->nby = 0;
+	unmount_all(x);
 	ovc_log_info("%s: overlay unmounted", x->path);
 	return 1;
 }
 
-static void mount_one(ovc_mounts *m, struct mnt *x, time_t now)
+/* Is the folder on a network file system (statfs types of cifs, smb2,
+ * smb and nfs)? */
+static int network_fs(int fd)
+{
+	struct statfs sf;
+
+	if (fstatfs(fd, &sf) != 0)
+		return 0;
+	switch ((unsigned long)sf.f_type) {
+	case 0xFF534D42UL: /* cifs */
+	case 0xFE534D42UL: /* smb2 */
+	case 0x517BUL:     /* smb */
+	case 0x6969UL:     /* nfs */
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* The SMB share (of the watched table) that `x`'s folder lies on: the one
+ * with the deepest mount point at or above it. Fills x->share and
+ * x->share_at ("" when none). */
+static void find_share(const ovc_mounts *m, struct mnt *x)
+{
+	size_t n = 0, best = 0;
+	const ovc_smb_mount *v = ovc_mtab_smb(m->o.mtab, &n), *b = NULL;
+
+	for (size_t i = 0; i < n; i++)
+		if (path_within(x->path, v[i].mountpoint) && strlen(v[i].mountpoint) >= best) {
+			b = &v[i];
+			best = strlen(v[i].mountpoint);
+		}
+	x->share[0] = x->share_at[0] = '\0';
+	if (b) {
+		ovc_smb_source(b, x->share, sizeof(x->share));
+		snprintf(x->share_at, sizeof(x->share_at), "%s", b->mountpoint);
+	}
+}
+
+/* Mount one overlay of `x` on its folder, serving `fd` (taken over). */
+static int mount_instance(ovc_mounts *m, struct mnt *x, int fd, ovc_overlay **out, ovc_err *e)
 {
 	ovc_overlay_opts oo = { 0 };
-	ovc_err e = { 0 };
-	struct stat st;
-	int fd;
 
-	x->last_try = now ? now : 1;
-	fd = open_folder(m, x, &st);
-	if (fd < 0)
-		return;
 	oo.mountpoint = x->path;
-	oo.backing_fd = fd;          /* the overlay takes it over */
+	oo.backing_fd = fd;
 	oo.views = m->o.views;
 	oo.allow_other = m->o.system || m->o.allow_other;
-	oo.network = 0;
+	oo.network = x->network;
 	oo.read_ahead_kb = geteuid() == 0 ? OVC_MOUNTS_READ_AHEAD_KB : 0;
 	oo.journal_fd = m->o.journal_fd;
-	if (ovc_overlay_mount(&oo, &x->ov, &e) != 0) {
+	return ovc_overlay_mount(&oo, out, e);
+}
+
+/* A new descriptor (its own file description) of the folder `fd`. */
+static int reopen_dir(int fd)
+{
+	return openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* The top overlay of `x` over its guard, from the kept folder. */
+static int mount_top(ovc_mounts *m, struct mnt *x, ovc_err *e)
+{
+	int fd = reopen_dir(x->bfd);
+
+	if (fd < 0)
+		return ovc_err_set(e, -errno, "cannot open the folder again: %s", strerror(errno));
+	return mount_instance(m, x, fd, &x->ov, e);
+}
+
+static void mount_one(ovc_mounts *m, struct mnt *x, time_t now)
+{
+	ovc_err e = { 0 };
+	struct stat st;
+	int fd, rc;
+
+	x->last_try = now ? now : 1;
+	if (x->guard) {
+		/* the guard serves the folder: only the top is missing */
+		rc = mount_top(m, x, &e);
+	} else {
+		fd = open_folder(m, x, &st);
+		if (fd < 0)
+			return;
+		find_share(m, x);
+		x->network = x->share[0] || network_fs(fd);
+		x->backing_dev = st.st_dev;
+		if (!x->network) {
+			rc = mount_instance(m, x, fd, &x->ov, &e);
+		} else {
+			int g = reopen_dir(fd);
+
+			x->bfd = fd;
+			rc = g < 0 ? ovc_err_set(&e, -errno, "cannot open the folder again: %s", strerror(errno))
+				   : mount_instance(m, x, g, &x->guard, &e);
+			if (rc == 0) {
+				x->guard_dev = ovc_overlay_dev(x->guard);
+				rc = mount_top(m, x, &e);
+			}
+		}
+	}
+	if (rc != 0) {
 		x->ov = NULL;
+		if (!x->guard && x->bfd >= 0) {
+			close(x->bfd);
+			x->bfd = -1;
+		}
 		ent_fail(x, M_FAILED, "%s", e.msg[0] ? e.msg : "the FUSE mount failed");
 		m->again = 1;   /* inner folders it would have covered */
 		return;
 	}
 	x->st = M_MOUNTED;
 	x->reason[0] = '\0';
-	x->backing_dev = st.st_dev;
-	x->dev = mounted_dev(x->path);
-	ovc_log_info("%s: overlay mounted%s", x->path, oo.allow_other ? " (allow_other)" : "");
+	x->dev = ovc_overlay_dev(x->ov);
+	if (!x->dev)
+		x->dev = mounted_dev(x->path);
+	if (x->share[0])
+		ovc_log_info("%s: overlay mounted over the SMB share %s (network: no writeback "
+			     "cache, no keep_cache)", x->path, x->share);
+	else
+		ovc_log_info("%s: overlay mounted%s%s", x->path,
+			     m->o.system || m->o.allow_other ? " (allow_other)" : "",
+			     x->network ? " (network file system: no writeback cache, no keep_cache)" : "");
 	scan_bypass(x);
 }
 
@@ -767,8 +963,8 @@ void ovc_mounts_free(ovc_mounts *m)
 	for (size_t i = 0; i < m->n; i++) {
 		struct mnt *x = m->v[i];
 
-		if (x->ov) {
-			ovc_overlay_unmount(x->ov);
+		if (x->ov || x->guard || x->retired) {
+			unmount_all(x);
 			ovc_log_info("%s: overlay unmounted", x->path);
 		}
 		free(x->path);
@@ -786,7 +982,7 @@ static void drop_undesired(ovc_mounts *m)
 
 		if (x->desired)
 			continue;
-		if (x->ov && !release(x))
+		if ((x->ov || x->guard || x->retired) && !release(x))
 			continue;
 		if (!x->ov && x->st != M_PENDING)
 			ovc_log_debug("%s: no longer to be overlaid", x->path);
@@ -795,15 +991,91 @@ static void drop_undesired(ovc_mounts *m)
 	}
 }
 
-/* A session that ended on its own: unmounted here, mounted again below. */
-static void reap_dead(struct mnt *x)
+/* Is the mount of device `dev` in the table `t` (NULL: not read, so
+ * taken as there)? */
+static int in_table(const struct mi *t, size_t nt, dev_t dev)
 {
-	if (!x->ov || !ovc_overlay_dead(x->ov))
+	if (!t)
+		return 1;
+	for (size_t i = 0; i < nt; i++)
+		if (t[i].dev == dev)
+			return 1;
+	return 0;
+}
+
+/* The top overlay left: freed when its session ended, else (detached
+ * lazily, files still open on it) kept as the retired one. */
+static void retire(struct mnt *x)
+{
+	if (!x->ov)
 		return;
-	ovc_log_warn("%s: the overlay's session ended (unmounted from outside, or aborted): "
-		     "mounting it again", x->path);
-	ovc_overlay_unmount(x->ov);
+	if (ovc_overlay_dead(x->ov)) {
+		ovc_overlay_discard(x->ov);
+	} else {
+		ovc_overlay_discard(x->retired);
+		x->retired = x->ov;
+	}
 	x->ov = NULL;
+}
+
+static int gone(const ovc_overlay *ov, dev_t dev, const struct mi *t, size_t nt)
+{
+	return ovc_overlay_dead(ov) || !in_table(t, nt, dev);
+}
+
+/* Overlays of `x` that ended on their own, or left the mount table
+ * (`umount`, `umount -l`; `t` is the table when it changed, else NULL).
+ * With its guard still there, the top is mounted again at once over it;
+ * else everything of `x` goes and is mounted again below. A top that left
+ * the table but still serves open files is kept (retired) until its
+ * session ends. */
+static void reap_dead(ovc_mounts *m, struct mnt *x, const struct mi *t, size_t nt, time_t now)
+{
+	ovc_err e = { 0 };
+
+	if (x->retired && ovc_overlay_dead(x->retired)) {
+		ovc_overlay_discard(x->retired);
+		x->retired = NULL;
+	}
+	if (!x->ov && !x->guard)
+		return;
+	if (x->ov && !gone(x->ov, x->dev, t, nt))
+		return;
+	if (x->guard && !gone(x->guard, x->guard_dev, t, nt)) {
+		if (!x->ov)
+			return; /* a top that failed to mount: retried as usual */
+		ovc_log_warn("%s: the overlay was unmounted from outside (umount) while %s stays "
+			     "mounted: mounted again at once; the overlay under it served the "
+			     "folder meanwhile, so nothing reached it unencrypted", x->path,
+			     x->share[0] ? x->share : "the network file system");
+		retire(x);
+		x->last_try = now ? now : 1;
+		if (mount_top(m, x, &e) != 0) {
+			x->ov = NULL;
+			ent_fail(x, M_FAILED, "the overlay was unmounted and cannot be mounted again "
+				 "(the one under it still serves): %s", e.msg);
+			return;
+		}
+		x->dev = ovc_overlay_dev(x->ov);
+		return;
+	}
+	if (x->share[0])
+		ovc_log_warn("%s: the overlays were unmounted from outside while the SMB share %s "
+			     "stays mounted: mounting them again (until now the share was reachable "
+			     "without encryption)", x->path, x->share);
+	else
+		ovc_log_warn("%s: the overlay's session ended (unmounted from outside, or aborted): "
+			     "mounting it again", x->path);
+	retire(x);
+	if (x->guard && gone(x->guard, x->guard_dev, t, nt))
+		ovc_overlay_discard(x->guard);
+	else
+		unmount_safely(x->guard, x->path);
+	x->guard = NULL;
+	x->guard_dev = 0;
+	if (x->bfd >= 0)
+		close(x->bfd);
+	x->bfd = -1;
 	x->nby = 0;
 	x->st = M_FAILED;
 	snprintf(x->reason, sizeof(x->reason), "the session ended; mounting again");
@@ -817,10 +1089,18 @@ static int sync_pass(ovc_mounts *m, time_t now, int force)
 {
 	char **want = NULL;
 	size_t nwant = 0;
+	struct mi *t = NULL;
+	size_t nt = 0;
+	char *tbuf = NULL;
 	int rc = desired(m, &want, &nwant);
 
 	if (rc)
 		return rc;
+	if (m->table_changed) {
+		m->table_changed = 0;
+		if (mi_read(&t, &nt, &tbuf) != 0)
+			t = NULL;
+	}
 	for (size_t i = 0; i < m->n; i++)
 		m->v[i]->desired = nwant &&
 			bsearch(&m->v[i]->path, want, nwant, sizeof(*want), cmp_str) != NULL;
@@ -833,7 +1113,7 @@ static int sync_pass(ovc_mounts *m, time_t now, int force)
 			break;
 		}
 		x->desired = 1;
-		reap_dead(x);
+		reap_dead(m, x, t, nt, now);
 		if (x->ov) {
 			if (x->st == M_PENDING)
 				ovc_log_info("%s: to be overlaid again: kept mounted", x->path);
@@ -847,6 +1127,8 @@ static int sync_pass(ovc_mounts *m, time_t now, int force)
 			mount_one(m, x, now);
 	}
 	ovc_views_folders_free(want, nwant);
+	free(t);
+	free(tbuf);
 	return rc;
 }
 
@@ -898,11 +1180,38 @@ ovc_overlay *ovc_mounts_find(const ovc_mounts *m, const char *path)
 	return best;
 }
 
+void ovc_mounts_table_changed(ovc_mounts *m)
+{
+	m->table_changed = 1;
+}
+
+uint64_t ovc_mounts_open_under(const ovc_mounts *m, const char *path, char *where,
+			       size_t size)
+{
+	uint64_t k = 0;
+
+	for (size_t i = 0; i < m->n; i++) {
+		uint64_t h;
+
+		if (!path_within(m->v[i]->path, path))
+			continue;
+		h = open_handles(m->v[i]);
+		if (h && !k)
+			snprintf(where, size, "%s", m->v[i]->path);
+		k += h;
+	}
+	return k;
+}
+
 void ovc_mounts_flush_encrypted(ovc_mounts *m, uid_t uid)
 {
 	for (size_t i = 0; m && i < m->n; i++) {
 		struct mnt *x = m->v[i];
+		ovc_overlay *all[3] = { x->ov, x->guard, x->retired };
 
+		for (size_t j = 1; j < 3; j++)
+			if (all[j])
+				ovc_overlay_flush_encrypted(all[j], uid);
 		if (x->ov) {
 			size_t k = ovc_overlay_flush_encrypted(x->ov, uid);
 
@@ -926,21 +1235,15 @@ size_t ovc_mounts_count(const ovc_mounts *m)
 /* The local folder of each rule, as the matcher places it for `user`
  * (smb:// rules through this machine's mounts): a malloc()ed array of
  * `n` malloc()ed strings or NULLs. NULL on ENOMEM. */
-static char **rule_folders(const ovc_rule *rules, size_t n, const char *user)
+static char **rule_folders(const ovc_mounts *m, const ovc_rule *rules, size_t n,
+			   const char *user)
 {
-	ovc_smb_mount *sm = NULL;
 	size_t nsm = 0;
-	uint8_t *mi = NULL;
-	size_t mlen = 0;
+	const ovc_smb_mount *sm = ovc_mtab_smb(m->o.mtab, &nsm);
 	char **f = calloc(n + 1, sizeof(*f));
 
 	if (!f)
 		return NULL;
-	if (ovc_read_file("/proc/self/mountinfo", 64u << 20, 0, &mi, &mlen) == 0) {
-		if (ovc_mountinfo_parse_smb((const char *)mi, mlen, &sm, &nsm, NULL))
-			nsm = 0;
-		free(mi);
-	}
 	for (size_t i = 0; i < n; i++) {
 		ovc_ruleset *rs = NULL;
 		ovc_err e = { 0 };
@@ -955,7 +1258,6 @@ static char **rule_folders(const ovc_rule *rules, size_t n, const char *user)
 			f[i] = strdup(lf[0]);
 		ovc_ruleset_free(rs);
 	}
-	free(sm);
 	return f;
 }
 
@@ -998,8 +1300,40 @@ static cJSON *bypass_json(const struct mnt *x)
 	return a;
 }
 
+/* The share an overlay covers and the smb:// rules that put it there
+ * (those whose local folder is the overlay's folder or below it), or
+ * null. */
+static cJSON *share_json(const struct mnt *x, const ovc_rule *rules, char **folders, size_t n)
+{
+	cJSON *o, *via;
+
+	if (!x->share[0])
+		return cJSON_CreateNull();
+	o = cJSON_CreateObject();
+	via = cJSON_CreateArray();
+	if (!o || !via) {
+		cJSON_Delete(o);
+		cJSON_Delete(via);
+		return NULL;
+	}
+	cJSON_AddStringToObject(o, "source", x->share);
+	cJSON_AddStringToObject(o, "mountpoint", x->share_at);
+	for (size_t i = 0; i < n; i++) {
+		cJSON *r;
+
+		if (!folders[i] || !path_within(folders[i], x->path) ||
+		    strncmp(rules[i].path, "smb://", 6) || !(r = cJSON_CreateObject()))
+			continue;
+		cJSON_AddStringToObject(r, "asset", rules[i].asset);
+		cJSON_AddStringToObject(r, "path", rules[i].path);
+		cJSON_AddItemToArray(via, r);
+	}
+	cJSON_AddItemToObject(o, "rules", via);
+	return o;
+}
+
 static cJSON *mount_json(const struct mnt *x, uid_t uid, const ovc_view *v,
-			 cJSON *rules)
+			 cJSON *rules, cJSON *share)
 {
 	ovc_overlay_stats s = { 0 };
 	uint64_t after_lock = 0;
@@ -1007,12 +1341,17 @@ static cJSON *mount_json(const struct mnt *x, uid_t uid, const ovc_view *v,
 
 	if (!o) {
 		cJSON_Delete(rules);
+		cJSON_Delete(share);
 		return NULL;
 	}
-	if (x->ov) {
+	if (x->ov)
 		ovc_overlay_stats_get(x->ov, &s);
-		if (!v || v->state != OVC_VIEW_READY)
-			after_lock = ovc_overlay_open_by(x->ov, uid);
+	if (!v || v->state != OVC_VIEW_READY) {
+		const ovc_overlay *all[3] = { x->ov, x->guard, x->retired };
+
+		for (size_t j = 0; j < 3; j++)
+			if (all[j])
+				after_lock += ovc_overlay_open_by(all[j], uid);
 	}
 	cJSON_AddStringToObject(o, "path", x->path);
 	cJSON_AddStringToObject(o, "state", mstate_name[x->st]);
@@ -1021,6 +1360,8 @@ static cJSON *mount_json(const struct mnt *x, uid_t uid, const ovc_view *v,
 	else
 		cJSON_AddNullToObject(o, "reason");
 	cJSON_AddItemToObject(o, "rules", rules);
+	cJSON_AddItemToObject(o, "share", share);
+	cJSON_AddBoolToObject(o, "network", x->network);
 	cJSON_AddNumberToObject(o, "bytes_read", (double)s.bytes_read);
 	cJSON_AddNumberToObject(o, "bytes_written", (double)s.bytes_written);
 	cJSON_AddNumberToObject(o, "files_opened", (double)s.files_opened);
@@ -1047,7 +1388,7 @@ cJSON *ovc_mounts_status(const ovc_mounts *m, uid_t uid, const ovc_view *v,
 			 const char *user)
 {
 	cJSON *a = cJSON_CreateArray();
-	char **folders = rule_folders(rules, nrules, user);
+	char **folders = rule_folders(m, rules, nrules, user);
 	const struct mnt **sorted = calloc(m->n + 1, sizeof(*sorted));
 
 	if (!a || !folders || !sorted) {
@@ -1065,7 +1406,8 @@ cJSON *ovc_mounts_status(const ovc_mounts *m, uid_t uid, const ovc_view *v,
 		/* system mode: a user sees the mounts of their own folders only */
 		if (m->o.system && !serves_view(sorted[i], v))
 			continue;
-		o = mount_json(sorted[i], uid, v, rules_under(sorted[i]->path, rules, folders, nrules));
+		o = mount_json(sorted[i], uid, v, rules_under(sorted[i]->path, rules, folders, nrules),
+			       share_json(sorted[i], rules, folders, nrules));
 		if (!o) {
 			cJSON_Delete(a);
 			a = NULL;

@@ -30,6 +30,18 @@
  *     (/proc/PID/cwd, /proc/PID/fd: under the path and on the backing
  *     device): they bypass the overlay; each is logged (pid, command) and
  *     kept for status until it has left.
+ * Network backings (a folder on an SMB share of the watched table, or on a
+ * cifs/smb2/nfs file system): the overlay runs without writeback cache or
+ * keep_cache (other clients write there), and it is mounted twice, one
+ * over the other, both serving the share through descriptors opened
+ * before either was mounted: a `umount` of the folder takes the top one,
+ * the one under it goes on serving, and the agent mounts a new top at once
+ * (woken by the mount table) and logs it, so there is no moment in which
+ * programs write to the share past the overlay. A top detached lazily
+ * (`umount -l`) while files are open on it keeps serving them until they
+ * are closed. Overlays are only ever unmounted by path when they are the
+ * topmost mount there (else their connection is ended), so unmounting one
+ * never takes the share or another overlay with it.
  * A folder that does not exist is "missing" (never created) and a mount
  * that fails is "failed" with its reason; both are tried again at a later
  * sync, at most every OVC_MOUNTS_RETRY_S seconds (at once with `force`),
@@ -49,6 +61,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "daemon/mtab.h"
 #include "daemon/view.h"
 #include "fusefs/overlay.h"
 #include "policy/rules.h"
@@ -68,6 +81,7 @@ typedef struct ovc_mounts_opts {
 	int allow_other;    /* [mount] allow_other = yes (user mode) */
 	int journal_fd;     /* > 0: the folder for the overlays' rewrap journal
 			     * (fusefs/overlay.h), borrowed; else none */
+	const ovc_mtab *mtab; /* the SMB shares (borrowed; NULL: none) */
 } ovc_mounts_opts;
 
 /* An empty set (nothing mounted yet). 0 or -ENOMEM. Free with
@@ -87,6 +101,23 @@ void ovc_mounts_free(ovc_mounts *m);
  * Problems are logged and kept for ovc_mounts_status(); returns 0, or
  * -ENOMEM when the desired set could not be computed (nothing changed). */
 int ovc_mounts_sync(ovc_mounts *m, time_t now, int force);
+
+/* The kernel's mount table changed (poll() on /proc/self/mountinfo): the
+ * next sync also checks that each overlay is still in it. One taken away
+ * from outside (`umount`, `umount -l`) is mounted again at once, and
+ * logged; see "Network backings" at the top. */
+void ovc_mounts_table_changed(ovc_mounts *m);
+
+/* Files open on the overlays at or below `path` (before `overcrypt
+ * unmount` takes a share away); the first such overlay's folder into
+ * `where` when any. */
+uint64_t ovc_mounts_open_under(const ovc_mounts *m, const char *path, char *where,
+			       size_t size);
+
+/* Unmount the share mounted on `path` (after its overlays are gone):
+ * umount2() as root, else `umount PATH` (a share the user may unmount).
+ * 0 or -errno with `e` saying why (EBUSY: files are open on it). */
+int ovc_mounts_umount_share(const char *path, ovc_err *e);
 
 /* Before the keys of `uid` go ((uid_t)-1: everyone's): every overlay
  * flushes and drops its cached plaintext of encrypted files

@@ -39,6 +39,7 @@ struct ovc_user {
 	char **mounts;
 	size_t nmounts;
 	ovc_views *views;
+	const ovc_mtab *mtab;
 
 	/* the rules in force: from `policy`, or the skeleton */
 	ovc_policy *policy;          /* NULL: none valid held */
@@ -413,25 +414,17 @@ static int save_cache(ovc_user *u, const uint8_t *doc, size_t dlen,
 
 /* ---- applying a policy -------------------------------------------------------------- */
 
-/* Build the rules of `rules`/`n` for this user (SMB mounts from the live
- * mount table). */
+/* Build the rules of `rules`/`n` for this user (SMB mounts from the
+ * watched mount table). */
 static int build_rules(ovc_user *u, const ovc_rule *rules, size_t n,
 		       ovc_view_rules **out, ovc_err *e)
 {
-	ovc_smb_mount *m = NULL;
 	size_t nm = 0;
-	uint8_t *mi = NULL;
-	size_t mlen;
+	const ovc_smb_mount *m = ovc_mtab_smb(u->mtab, &nm);
 	ovc_ruleset *rs = NULL;
 	int rc;
 
-	if (ovc_read_file("/proc/self/mountinfo", 64u << 20, 0, &mi, &mlen) == 0) {
-		if (ovc_mountinfo_parse_smb((const char *)mi, mlen, &m, &nm, NULL))
-			nm = 0;
-		free(mi);
-	}
 	rc = ovc_ruleset_build(rules, n, u->name, m, nm, &rs, e);
-	free(m);
 	if (rc)
 		return rc;
 	*out = ovc_view_rules_new(rs);
@@ -556,6 +549,29 @@ skeleton:
 	publish(u, now);
 }
 
+int ovc_user_remap(ovc_user *u, time_t now)
+{
+	ovc_view_rules *r = NULL;
+	ovc_err e = { 0 };
+	int rc;
+
+	if (!u->rules)
+		return 0;
+	if (u->policy)
+		rc = build_rules(u, u->policy->rules, u->policy->nrules, &r, &e);
+	else
+		rc = build_rules(u, u->skel, u->nskel, &r, &e);
+	if (rc) {
+		ovc_log_error("user %s: the SMB mounts changed, but the rules cannot be placed again: %s: "
+			      "they stay where they were", u->name, e.msg);
+		return rc;
+	}
+	ovc_view_rules_unref(u->rules);
+	u->rules = r;
+	publish(u, now);
+	return 0;
+}
+
 /* ---- life --------------------------------------------------------------------------- */
 
 int ovc_user_set_source(ovc_user *u, const char *source,
@@ -584,6 +600,7 @@ int ovc_user_new(const ovc_user_opts *o, time_t now, ovc_user **out,
 	u->dirfd = -1;
 	u->uid = o->uid;
 	u->views = o->views;
+	u->mtab = o->mtab;
 	u->name = strdup(o->name);
 	u->dir = strdup(o->state_dir);
 	u->mounts = calloc(o->nmount_paths + 1, sizeof(char *));

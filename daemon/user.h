@@ -33,6 +33,7 @@
 #include "common/common.h"
 #include "crypto/minisign.h"
 #include "daemon/fetch.h"
+#include "daemon/mtab.h"
 #include "daemon/view.h"
 
 /* Failed unlocks: the wait doubles from 1 s up to this. */
@@ -52,6 +53,8 @@ typedef struct ovc_user_opts {
 	const char *const *mount_paths;  /* the config's [mount] paths */
 	size_t nmount_paths;
 	ovc_views *views;          /* where the view is published (borrowed) */
+	const ovc_mtab *mtab;      /* the SMB mounts smb:// rules land on
+				    * (borrowed; NULL: none) */
 } ovc_user_opts;
 
 typedef struct ovc_user ovc_user;
@@ -128,6 +131,11 @@ enum ovc_user_outcome ovc_user_unlock(ovc_user *u, const char *identity,
 				      time_t now, size_t *nkeys,
 				      int *pending, long *wait_s, ovc_err *e);
 void ovc_user_lock(ovc_user *u, const char *why);
+
+/* The SMB mounts changed (opts.mtab): place the rules again (smb:// rules
+ * land on the shares mounted now) and publish the view with the same
+ * policy, keys and state. 0, or -errno (logged; the old view stays). */
+int ovc_user_remap(ovc_user *u, time_t now);
 
 /* The status object of docs/control-protocol.md (without "ok"); NULL on
  * ENOMEM. */

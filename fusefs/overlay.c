@@ -2723,7 +2723,11 @@ static void abort_conn(ovc_overlay *ov)
 	close(fd);
 }
 
-void ovc_overlay_unmount(ovc_overlay *ov)
+/* End the session and free: `by_path` unmounts the mount point (the
+ * topmost mount there), else the connection is aborted unless it has
+ * ended already (a mount no longer in the table must not take another
+ * mount at its path with it). */
+static void teardown(ovc_overlay *ov, int by_path)
 {
 	if (!ov)
 		return;
@@ -2731,7 +2735,10 @@ void ovc_overlay_unmount(ovc_overlay *ov)
 		own_dev(ov, ov->fuse_dev, 0);
 	if (ov->se) {
 		fuse_session_exit(ov->se);
-		fuse_session_unmount(ov->se);
+		if (by_path)
+			fuse_session_unmount(ov->se);
+		else if (!atomic_load(&ov->dead) && ov->fuse_dev)
+			abort_conn(ov);
 		if (ov->th_started) {
 			struct timespec ts;
 
@@ -2755,6 +2762,21 @@ void ovc_overlay_unmount(ovc_overlay *ov)
 		close(ov->journal_fd);
 	free(ov->mnt);
 	free(ov);
+}
+
+void ovc_overlay_unmount(ovc_overlay *ov)
+{
+	teardown(ov, 1);
+}
+
+void ovc_overlay_discard(ovc_overlay *ov)
+{
+	teardown(ov, 0);
+}
+
+dev_t ovc_overlay_dev(const ovc_overlay *ov)
+{
+	return ov->fuse_dev;
 }
 
 const char *ovc_overlay_path(const ovc_overlay *ov)

@@ -65,6 +65,17 @@ int ovc_overlay_mount(const ovc_overlay_opts *o, ovc_overlay **out,
  * get ENOTCONN), join the threads and free. NULL is fine. */
 void ovc_overlay_unmount(ovc_overlay *ov);
 
+/* For a mount that is no longer in the mount table (detached lazily from
+ * outside while files were open, or stacked under another): end the
+ * session by aborting its connection unless it has ended already, never
+ * by unmounting the path (that would take whatever is mounted there now),
+ * join the threads and free. Programs still inside get ENOTCONN. NULL is
+ * fine. */
+void ovc_overlay_discard(ovc_overlay *ov);
+
+/* The device of the mount (st_dev of its root), 0 when unknown. */
+dev_t ovc_overlay_dev(const ovc_overlay *ov);
+
 /* The mount point (borrowed). */
 const char *ovc_overlay_path(const ovc_overlay *ov);
 

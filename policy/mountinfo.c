@@ -133,6 +133,25 @@ static int field_is(const struct field *f, const char *s)
 	return f->n == strlen(s) && memcmp(f->s, s, f->n) == 0;
 }
 
+/* The value of "addr=" in the comma-separated super options `f` into
+ * `out` (left "" when absent or too long). */
+static void addr_option(const struct field *f, char *out, size_t size)
+{
+	const char *p = f->s, *end = f->s + f->n;
+
+	while (p < end) {
+		const char *c = memchr(p, ',', (size_t)(end - p));
+		size_t n = c ? (size_t)(c - p) : (size_t)(end - p);
+
+		if (n > 5 && !memcmp(p, "addr=", 5) && n - 5 < size) {
+			memcpy(out, p + 5, n - 5);
+			out[n - 5] = '\0';
+			return;
+		}
+		p += n + 1;
+	}
+}
+
 /* Parse one line. Returns 1 (an smb mount, in *m), 0 (another file
  * system), -1 (does not parse). */
 static int line_parse(const char *s, size_t len, ovc_smb_mount *m)
@@ -157,6 +176,8 @@ static int line_parse(const char *s, size_t len, ovc_smb_mount *m)
 	if (unescape(&f[4], tmp, sizeof(tmp)) != 0 ||
 	    ovc_path_normalise(tmp, m->mountpoint, sizeof(m->mountpoint)) != 0)
 		return -1;
+	if (dash + 3 < n)
+		addr_option(&f[dash + 3], m->addr, sizeof(m->addr));
 	ovc_ascii_lower(m->host, sizeof(m->host));
 	ovc_ascii_lower(m->share, sizeof(m->share));
 	ovc_ascii_lower(m->prefix, sizeof(m->prefix));

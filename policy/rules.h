@@ -136,13 +136,16 @@ typedef struct ovc_smb_mount {
 	char prefix[1024];    /* sub-path of the share that is mounted ("" for
 			       * its root), no leading/trailing '/' */
 	char mountpoint[4096];/* unescaped (\040 etc. decoded), normalised */
+	char addr[64];        /* the server's address from the "addr=" super
+			       * option, "" when the line has none */
 } ovc_smb_mount;
 
 /* Parse a /proc/self/mountinfo text (need not be NUL-terminated); keeps
  * only cifs and smb3 mounts, sources "//host/share[/prefix]" (also with
  * "user@host"; the user ends at the last '@'). A mount whose root field is
  * not "/" (a bind mount of a folder inside a share) shows the share from
- * prefix + root. Lines that do not parse (too few fields, no "-", a source
+ * prefix + root; the super option "addr=" (the address the kernel
+ * connected to) fills `addr` when it is there and shorter than 64 bytes. Lines that do not parse (too few fields, no "-", a source
  * not "//host/share", "." or ".." in the prefix, a relative mount point)
  * are skipped (counted in *skipped, may be NULL); empty lines and other
  * file systems are not counted. Every mount is kept in table order, even

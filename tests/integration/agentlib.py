@@ -480,6 +480,7 @@ class Agent:
         self.env = {"HOME": str(self.home), "XDG_RUNTIME_DIR": str(self.d / "run"),
                     "XDG_CACHE_HOME": str(self.d / "cache")}
         self.proc = None
+        self.extra_args = []  # more overcryptd options (e.g. --mountinfo)
         self.logs = []      # logs of earlier runs (restarts)
         self.write_config()
 
@@ -510,7 +511,7 @@ class Agent:
         e = dict(NO_PROXY_ENV)
         e.update(self.env)
         self.proc = subprocess.Popen([str(self.build / "overcryptd"), "--foreground",
-                                      "--config", str(self.config)],
+                                      "--config", str(self.config)] + self.extra_args,
                                      stdout=self.log_file, stderr=subprocess.STDOUT,
                                      env=e)
         if wait_socket:
@@ -768,8 +769,14 @@ def agent(build, org, tmp_path):
         made.append(a)
         return a
     yield make
+    stop_all(made)
+
+
+def stop_all(agents):
+    """Stop every agent with SIGTERM; fail the test with every problem (an
+    exit status other than 0, a sanitizer report) once all were tried."""
     errors = []
-    for a in made:
+    for a in agents:
         try:
             a.stop()
         except AssertionError as e:

@@ -31,7 +31,7 @@ import time
 
 import pytest
 
-from agentlib import LEDGER, Agent, Org, enroll, serve
+from agentlib import LEDGER, Agent, Org, enroll, serve, stop_all
 
 
 MARK = "overcrypt mount test marker"
@@ -217,14 +217,7 @@ def magent(build, morg, tmp_path):
         made.append(a)
         return a
     yield make
-    errors = []
-    for a in made:
-        try:
-            a.stop()
-        except AssertionError as e:
-            errors.append(str(e))
-    if errors:
-        pytest.fail("\n".join(errors))
+    stop_all(made)
 
 
 def pub_with(tmp_path, src, name="pub"):

@@ -578,10 +578,10 @@ static const char mountinfo[] =
 	"21 1 0:20 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw\n"
 	"25 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw,errors=remount-ro\n"
 	"101 25 0:51 / /srv/mkt rw,relatime shared:60 - cifs //files.corp.local/marketing "
-	"rw,vers=3.1.1,cache=strict,username=bob,uid=0\n"
+	"rw,vers=3.1.1,cache=strict,username=bob,uid=0,addr=10.0.0.5,file_mode=0755\n"
 	"102 25 0:52 / /mnt/My\\040Share rw,relatime - smb3 //alice@files.corp.local/Marketing "
 	"rw,vers=3.1.1\n"
-	"103 25 0:53 / /mnt/files rw,relatime - cifs //files/marketing rw\n"
+	"103 25 0:53 / /mnt/files rw,relatime - cifs //files/marketing rw,addr=fe80::1\n"
 	"104 25 0:54 / /mnt/sub rw,relatime - cifs //FILES.corp.local/marketing/Public/Drop rw\n"
 	"garbage line without fields\n"
 	"\n"
@@ -611,6 +611,9 @@ static void test_mountinfo(void **state)
 	assert_string_equal(m[1].share, "marketing");
 	assert_string_equal(m[1].mountpoint, "/mnt/My Share");
 	assert_string_equal(m[2].host, "files");
+	assert_string_equal(m[0].addr, "10.0.0.5");
+	assert_string_equal(m[1].addr, "");
+	assert_string_equal(m[2].addr, "fe80::1");
 	assert_string_equal(m[3].host, "files.corp.local");
 	assert_string_equal(m[3].prefix, "public/drop");
 	assert_string_equal(m[3].mountpoint, "/mnt/sub");
