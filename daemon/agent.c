@@ -1476,7 +1476,7 @@ int ovc_agent_run(const ovc_agent_opts *o)
 		close(o->ready_fd);
 	}
 	for (;;) {
-		struct pollfd pf[4 + OVC_CTL_MAX_CONNS];
+		struct pollfd pf[5 + OVC_CTL_MAX_CONNS];
 		size_t np = 0, nc = A->nconns;
 		int conn_fds[OVC_CTL_MAX_CONNS];
 		int timeout = 1000;
@@ -1486,6 +1486,7 @@ int ovc_agent_run(const ovc_agent_opts *o)
 		pf[np++] = (struct pollfd){ .fd = A->wake[0], .events = POLLIN };
 		pf[np++] = (struct pollfd){ .fd = A->listen_fd, .events = POLLIN };
 		pf[np++] = (struct pollfd){ .fd = ovc_mtab_fd(A->mtab), .events = POLLPRI };
+		pf[np++] = (struct pollfd){ .fd = ovc_mtab_file_fd(A->mtab), .events = POLLIN };
 		for (size_t i = 0; i < nc; i++) {
 			conn_fds[i] = A->conns[i].fd;
 			pf[np++] = (struct pollfd){ .fd = A->conns[i].eof ? -1 : A->conns[i].fd,
@@ -1523,7 +1524,7 @@ int ovc_agent_run(const ovc_agent_opts *o)
 		for (size_t i = 0; i < nc; i++) {
 			size_t ci;
 
-			if (!(pf[4 + i].revents & (POLLIN | POLLHUP | POLLERR)))
+			if (!(pf[5 + i].revents & (POLLIN | POLLHUP | POLLERR)))
 				continue;
 			ci = conn_index(A, conn_fds[i]);
 			if (ci != (size_t)-1)
@@ -1540,7 +1541,7 @@ int ovc_agent_run(const ovc_agent_opts *o)
 
 			if (woke)
 				ovc_mounts_table_changed(A->mounts);
-			smb_refresh(A, woke);
+			smb_refresh(A, woke || (pf[4].revents & POLLIN));
 		}
 		/* after any change of views, and each second: new and dropped
 		 * folders, pending unmounts, retries, dead sessions */

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,6 +26,7 @@
 struct ovc_mtab {
 	char *file;            /* --mountinfo FILE, or NULL */
 	int fd;                /* OVC_MTAB_PROC, polled */
+	int ino_fd;            /* inotify on `file`'s folder, or -1 */
 	struct stat fst;       /* of `file` at the last read */
 	ovc_smb_mount *raw;    /* as read */
 	size_t nraw;
@@ -145,6 +148,24 @@ int ovc_mtab_open(const char *file, ovc_mtab **out, ovc_err *e)
 		free(t);
 		return ovc_err_set(e, -ENOMEM, "out of memory");
 	}
+	t->ino_fd = -1;
+	if (file) {
+		char dir[PATH_MAX];
+		char *slash;
+
+		snprintf(dir, sizeof(dir), "%s", file);
+		slash = strrchr(dir, '/');
+		if (slash)
+			*(slash == dir ? slash + 1 : slash) = '\0';
+		t->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		if (t->ino_fd >= 0 &&
+		    inotify_add_watch(t->ino_fd, slash ? dir : ".",
+				      IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_DELETE) < 0) {
+			close(t->ino_fd);
+			t->ino_fd = -1;
+		}
+		/* without inotify the file is still checked on every update */
+	}
 	t->fd = open(OVC_MTAB_PROC, O_RDONLY | O_CLOEXEC);
 	if (t->fd < 0) {
 		rc = ovc_err_set(e, -errno, "%s: %s", OVC_MTAB_PROC, strerror(errno));
@@ -169,6 +190,8 @@ void ovc_mtab_free(ovc_mtab *t)
 		return;
 	if (t->fd >= 0)
 		close(t->fd);
+	if (t->ino_fd >= 0)
+		close(t->ino_fd);
 	for (size_t i = 0; i < t->nforgot; i++)
 		free(t->forgot[i]);
 	free(t->forgot);
@@ -183,9 +206,19 @@ int ovc_mtab_fd(const ovc_mtab *t)
 	return t->fd;
 }
 
+int ovc_mtab_file_fd(const ovc_mtab *t)
+{
+	return t->ino_fd;
+}
+
 int ovc_mtab_update(ovc_mtab *t, int woke)
 {
 	struct stat st;
+	char ev[4096];
+
+	/* drained: whatever it said, the stat below decides */
+	while (t->ino_fd >= 0 && read(t->ino_fd, ev, sizeof(ev)) > 0)
+		;
 
 	if (t->file && !t->failing && stat(t->file, &st) == 0 && st.st_ino == t->fst.st_ino &&
 	    st.st_dev == t->fst.st_dev && st.st_size == t->fst.st_size &&

@@ -8,8 +8,9 @@
  * polls ovc_mtab_fd() with POLLPRI and calls ovc_mtab_update() after each
  * wake-up and on its 1 s tick. For tests (this machine has no cifs kernel
  * module) the SMB lines can be read from another file in the same format
- * (overcryptd --mountinfo FILE): that file is checked for changes (inode,
- * size, mtime) at every update, and /proc/self/mountinfo is still polled,
+ * (overcryptd --mountinfo FILE): that file is watched with inotify and
+ * checked for changes (inode, size, mtime) at every update, and
+ * /proc/self/mountinfo is still polled,
  * because the agent also watches its own overlays there.
  *
  * Shares being unmounted by `overcrypt unmount` are "forgotten" at once
@@ -42,6 +43,12 @@ void ovc_mtab_free(ovc_mtab *t);
 
 /* The descriptor to poll() for POLLPRI (the kernel's table, always). */
 int ovc_mtab_fd(const ovc_mtab *t);
+
+/* With a --mountinfo file: an inotify descriptor on its folder to poll()
+ * for POLLIN, so that a change of the file wakes the agent at once; -1
+ * otherwise (the file is then checked on the 1 s tick only).
+ * ovc_mtab_update() drains it. */
+int ovc_mtab_file_fd(const ovc_mtab *t);
 
 /* Read the table again when it may have changed: `woke` says poll()
  * reported POLLPRI or POLLERR on ovc_mtab_fd() (the kernel's table

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -2723,6 +2724,14 @@ static void abort_conn(ovc_overlay *ov)
 	close(fd);
 }
 
+/* Has the session's FUSE connection ended (the device reports POLLERR)? */
+static int conn_ended(struct fuse_session *se)
+{
+	struct pollfd p = { .fd = fuse_session_fd(se), .events = POLLIN };
+
+	return p.fd >= 0 && poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
+}
+
 /* End the session and free: `by_path` unmounts the mount point (the
  * topmost mount there), else the connection is aborted unless it has
  * ended already (a mount no longer in the table must not take another
@@ -2752,6 +2761,12 @@ static void teardown(ovc_overlay *ov, int by_path)
 				pthread_join(ov->th, NULL);
 			}
 		}
+		/* fuse_session_unmount() also frees libfuse's copy of the
+		 * path; once the connection has ended it unmounts nothing
+		 * (libfuse checks the device for POLLERR), and we check it
+		 * first ourselves */
+		if (!by_path && conn_ended(ov->se))
+			fuse_session_unmount(ov->se);
 		fuse_session_destroy(ov->se);
 	}
 	/* releases the kernel never sent (lazy unmount, abort) */
