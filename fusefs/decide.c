@@ -67,6 +67,11 @@ static int rule_encrypts(const ovc_match *m)
 	return m->rule && m->rule->has_key && m->rule->type != OVC_RULE_PUBLIC;
 }
 
+int ovc_decide_rule_governs(const ovc_match *m)
+{
+	return rule_encrypts(m) || m->create_rule;
+}
+
 /* The key a plaintext file under an encrypting rule is converted under:
  * the place's create rule, else the name's own rule. */
 static const uint8_t *convert_key_id(const ovc_match *m)

@@ -121,6 +121,11 @@ int ovc_decide_rename(const ovc_rename_request *r, ovc_rename_decision *d);
 const ovc_key *ovc_decide_convert_key(const ovc_view *v, const char *path,
 				      const char **why);
 
+/* Does a rule decide whether the path of match `m` is encrypted: its
+ * name's rule encrypts, or files created there are encrypted? (Then the
+ * manual `overcrypt encrypt/decrypt` leave it to the rule.) */
+int ovc_decide_rule_governs(const ovc_match *m);
+
 /* Is `path` at or below one of `folders` (whole components)? */
 int ovc_path_under_any(const char *path, const char *const *folders, size_t n);
 

@@ -642,11 +642,60 @@ static pid_t tgid_of(pid_t tid)
  * hold an encrypted file of this overlay open? Its latest such handle's key
  * id goes to `kid`. Only asked for files being created or emptied for
  * writing, and only while encrypted handles are open. */
+static int cmp_pid(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The thread ids of process `tgid`, sorted: a malloc()ed array of *n, or
+ * NULL (gone, or out of memory). */
+static pid_t *tids_of(pid_t tgid, size_t *n)
+{
+	char p[64];
+	DIR *d;
+	struct dirent *de;
+	pid_t *v = NULL;
+	size_t cap = 0;
+
+	*n = 0;
+	snprintf(p, sizeof(p), "/proc/%d/task", (int)tgid);
+	d = opendir(p);
+	if (!d)
+		return NULL;
+	while ((de = readdir(d))) {
+		char *end;
+		long t = strtol(de->d_name, &end, 10);
+
+		if (*end || t <= 0)
+			continue;
+		if (*n == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			pid_t *nv = realloc(v, nc * sizeof(*v));
+
+			if (!nv) {
+				free(v);
+				closedir(d);
+				*n = 0;
+				return NULL;
+			}
+			v = nv;
+			cap = nc;
+		}
+		v[(*n)++] = (pid_t)t;
+	}
+	closedir(d);
+	if (*n > 1)
+		qsort(v, *n, sizeof(*v), cmp_pid);
+	return v;
+}
+
 static int copy_source(ovc_overlay *ov, fuse_req_t req, const struct who *w,
 		       const char *path, uint8_t kid[OVC_KEY_ID_BYTES])
 {
-	pid_t tgid;
-	char p[64];
+	pid_t tgid, *tids;
+	size_t ntids = 0;
 	int found = 0;
 
 	if (!w->view || !w->view->settings.persistent_encryption ||
@@ -654,7 +703,9 @@ static int copy_source(ovc_overlay *ov, fuse_req_t req, const struct who *w,
 	    ovc_decide_create_rule(w->view, path))
 		return 0;
 	tgid = tgid_of(fuse_req_ctx(req)->pid);
-	if (tgid <= 0)
+	/* the process's threads, read before any lock is taken */
+	tids = tgid > 0 ? tids_of(tgid, &ntids) : NULL;
+	if (!tids)
 		return 0;
 	/* this overlay first, then the others (a copy between two) */
 	pthread_mutex_lock(&own_mu);
@@ -665,17 +716,16 @@ static int copy_source(ovc_overlay *ov, fuse_req_t req, const struct who *w,
 			continue;
 		pthread_mutex_lock(&o->by_mu);
 		for (struct handle *h = o->handles; h && !found; h = h->next) {
-			if (!h->enc || h->uid != w->uid)
+			if (!h->enc || h->uid != w->uid ||
+			    !bsearch(&h->tid, tids, ntids, sizeof(*tids), cmp_pid))
 				continue;
-			snprintf(p, sizeof(p), "/proc/%d/task/%d", (int)tgid, (int)h->tid);
-			if (access(p, F_OK) == 0) {
-				memcpy(kid, h->kid, OVC_KEY_ID_BYTES);
-				found = 1;
-			}
+			memcpy(kid, h->kid, OVC_KEY_ID_BYTES);
+			found = 1;
 		}
 		pthread_mutex_unlock(&o->by_mu);
 	}
 	pthread_mutex_unlock(&own_mu);
+	free(tids);
 	if (found)
 		ovc_log_info("%s: written by a process that holds an encrypted file open: a copy, kept encrypted (persistent encryption)",
 			     path);
@@ -3192,7 +3242,7 @@ int ovc_overlay_manual(ovc_overlay *ov, const char *path, uid_t uid, int decrypt
 		rc = ovc_err_set(e, -EINVAL, "%s: the path is too long", path);
 		goto out;
 	}
-	if ((m.rule && m.rule->has_key && m.rule->type != OVC_RULE_PUBLIC) || m.create_rule) {
+	if (ovc_decide_rule_governs(&m)) {
 		rc = ovc_err_set(e, -EPERM, "%s is governed by a rule, which decides whether it is encrypted (%s)%s",
 				 path, why, decrypt ? "" : "; `overcrypt encrypt --initial` converts plaintext there");
 		goto out;
