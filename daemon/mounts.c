@@ -773,7 +773,10 @@ static void find_share(const ovc_mounts *m, struct mnt *x)
 	}
 }
 
-/* Mount one overlay of `x` on its folder, serving `fd` (taken over). */
+/* Mount one overlay of `x` on its folder, serving `fd` (taken over). A
+ * guard (the overlay under the top) keeps no rewrap journal: a folder
+ * moved between rules through it in the moment after a `umount` gives
+ * EXDEV, and only the top resumes the journal's entries. */
 static int mount_instance(ovc_mounts *m, struct mnt *x, int fd, ovc_overlay **out, ovc_err *e)
 {
 	ovc_overlay_opts oo = { 0 };
@@ -784,7 +787,7 @@ static int mount_instance(ovc_mounts *m, struct mnt *x, int fd, ovc_overlay **ou
 	oo.allow_other = m->o.system || m->o.allow_other;
 	oo.network = x->network;
 	oo.read_ahead_kb = geteuid() == 0 ? OVC_MOUNTS_READ_AHEAD_KB : 0;
-	oo.journal_fd = m->o.journal_fd;
+	oo.journal_fd = out == &x->guard ? -1 : m->o.journal_fd;
 	return ovc_overlay_mount(&oo, out, e);
 }
 

@@ -60,6 +60,11 @@ struct ovc_overlay {
 	int no_writeback, no_keep_cache, no_readdirplus; /* opts */
 	unsigned max_write;
 	int journal_fd;              /* folder of rewrap journals, or -1 */
+	atomic_int stopping;         /* teardown: walks stop early */
+	pthread_t resume_th;         /* finishing interrupted folder moves */
+	atomic_int resume_busy;      /* resume_th runs (joined at teardown) */
+	struct resume_job *_Atomic resume_jobs; /* handed to resume_th */
+	int resume_started;
 	dev_t fuse_dev;              /* the mount's device */
 	dev_t it_dev;                /* the backing root's device */
 	atomic_uint_fast64_t bytes_read, bytes_written, files_opened;
@@ -1875,6 +1880,39 @@ static int open_rel_as(ovc_overlay *ov, const char *rel, int last_flags, ovc_err
  * (ovc_overlay_resume()); entries are small files in the agent's state
  * folder. */
 
+/* Entries being walked now, by any overlay of the process (a live move's
+ * walk on a FUSE thread, a resume thread): the resume scan leaves them
+ * alone, so no tree is walked twice at once. */
+#define MAX_WALKS 64
+static pthread_mutex_t walk_mu = PTHREAD_MUTEX_INITIALIZER;
+static char walking[MAX_WALKS][32];
+
+/* Claim entry `name`: 1, or 0 when it is being walked (or too many are). */
+static int walk_claim(const char *name)
+{
+	int free_slot = -1, taken = 0;
+
+	pthread_mutex_lock(&walk_mu);
+	for (int k = 0; k < MAX_WALKS && !taken; k++) {
+		if (!walking[k][0] && free_slot < 0)
+			free_slot = k;
+		taken = !strcmp(walking[k], name);
+	}
+	if (!taken && free_slot >= 0)
+		snprintf(walking[free_slot], sizeof(walking[free_slot]), "%s", name);
+	pthread_mutex_unlock(&walk_mu);
+	return !taken && free_slot >= 0;
+}
+
+static void walk_release(const char *name)
+{
+	pthread_mutex_lock(&walk_mu);
+	for (int k = 0; k < MAX_WALKS; k++)
+		if (!strcmp(walking[k], name))
+			walking[k][0] = '\0';
+	pthread_mutex_unlock(&walk_mu);
+}
+
 static int journal_add(ovc_overlay *ov, uid_t uid, const ovc_key *to, const char *rel,
 		       char jname[64], ovc_err *e)
 {
@@ -1920,6 +1958,9 @@ static int journal_add(ovc_overlay *ov, uid_t uid, const ovc_key *to, const char
 		jname[0] = 0;
 		return ovc_err_set(e, rc, "the rewrap journal: %s", strerror(-rc));
 	}
+	/* a fresh random name: nobody else holds it; the claim keeps the
+	 * resume scan off it until the move's own walk is over */
+	walk_claim(jname);
 	return 0;
 }
 
@@ -1927,6 +1968,7 @@ static void journal_done(ovc_overlay *ov, const char *jname)
 {
 	if (unlinkat(ov->journal_fd, jname, 0) < 0 || fsync(ov->journal_fd) < 0)
 		ovc_log_warn("%s: the rewrap journal entry %s: %s", ov->mnt, jname, strerror(errno));
+	walk_release(jname);
 }
 
 /* Rewrap the encrypted file `name` (in dirfd) to `to`, if it is under
@@ -1969,7 +2011,7 @@ static size_t walk_rewrap(ovc_overlay *ov, const ovc_view *v, int dfd, const ovc
 		close(dfd);
 		return 0;
 	}
-	while ((de = readdir(d))) {
+	while (!atomic_load(&ov->stopping) && (de = readdir(d))) {
 		struct stat st;
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
@@ -2134,9 +2176,14 @@ out:
 		 * answer (the journal resumes this after a crash) */
 		size_t n = tree_rewrap(ov, w.view, rw.tree_rel, rw.tree_to);
 
-		ovc_log_info("%s: folder moved to a place with another rule: %zu file%s below rewrapped",
-			     rw.path, n, n == 1 ? "" : "s");
-		journal_done(ov, rw.jname);
+		if (atomic_load(&ov->stopping)) {
+			/* unmounting: the entry stays, the next agent resumes */
+			walk_release(rw.jname);
+		} else {
+			ovc_log_info("%s: folder moved to a place with another rule: %zu file%s below rewrapped",
+				     rw.path, n, n == 1 ? "" : "s");
+			journal_done(ov, rw.jname);
+		}
 	}
 	who_put(&w);
 }
@@ -2790,6 +2837,9 @@ static void teardown(ovc_overlay *ov, int by_path)
 {
 	if (!ov)
 		return;
+	atomic_store(&ov->stopping, 1);
+	if (ov->resume_started)
+		pthread_join(ov->resume_th, NULL);
 	if (ov->fuse_dev)
 		own_dev(ov, ov->fuse_dev, 0);
 	if (ov->se) {
@@ -3285,15 +3335,64 @@ out:
 	return rc;
 }
 
+/* A claimed journal entry to finish. */
+struct resume_job {
+	struct resume_job *next;
+	char name[32];
+	uid_t uid;
+	uint8_t key_id[OVC_KEY_ID_BYTES];
+	char rel[PATH_MAX];
+};
+
+/* The resume thread: walks each job with the view of its user then (the
+ * key still held), removes its entry, and ends. */
+static void *resume_main(void *arg)
+{
+	ovc_overlay *ov = arg;
+	struct resume_job *j = atomic_load(&ov->resume_jobs), *next;
+
+	for (; j; j = next) {
+		ovc_view *v = ovc_views_get(ov->views, j->uid);
+		const ovc_key *to = v && v->state == OVC_VIEW_READY && v->keys
+				    ? ovc_keyset_find(v->keys, j->key_id) : NULL;
+
+		next = j->next;
+		if (to && !atomic_load(&ov->stopping)) {
+			size_t k = tree_rewrap(ov, v, j->rel, to);
+
+			if (!atomic_load(&ov->stopping)) {
+				ovc_log_info("%s/%s: a folder move interrupted before: %zu file%s below rewrapped now",
+					     ov->mnt, j->rel, k, k == 1 ? "" : "s");
+				journal_done(ov, j->name);
+			} else {
+				walk_release(j->name);
+			}
+		} else {
+			walk_release(j->name); /* tried again at a later resume */
+		}
+		ovc_view_put(v);
+		free(j);
+	}
+	atomic_store(&ov->resume_jobs, NULL);
+	atomic_store(&ov->resume_busy, 0);
+	return NULL;
+}
+
 size_t ovc_overlay_resume(ovc_overlay *ov)
 {
 	DIR *d;
 	struct dirent *de;
-	size_t done = 0;
+	struct resume_job *jobs = NULL;
+	size_t found = 0;
 	int dfd;
 
-	if (ov->journal_fd < 0)
+	if (ov->journal_fd < 0 || atomic_load(&ov->resume_busy) || atomic_load(&ov->stopping))
 		return 0;
+	if (ov->resume_started) {
+		/* the last one ended: reap it before a new one */
+		pthread_join(ov->resume_th, NULL);
+		ov->resume_started = 0;
+	}
 	dfd = openat(ov->journal_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	if (!d) {
@@ -3303,13 +3402,14 @@ size_t ovc_overlay_resume(ovc_overlay *ov)
 	}
 	while ((de = readdir(d))) {
 		ovc_journal_entry *j;
+		struct resume_job *rj;
 		char buf[4 * PATH_MAX + 256];
 		ovc_view *v;
-		const ovc_key *to;
+		int held;
 		ssize_t n;
 		int fd;
 
-		if (strncmp(de->d_name, "rewrap-", 7) != 0)
+		if (strncmp(de->d_name, "rewrap-", 7) != 0 || strlen(de->d_name) >= sizeof(rj->name))
 			continue;
 		fd = openat(ov->journal_fd, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
@@ -3325,23 +3425,47 @@ size_t ovc_overlay_resume(ovc_overlay *ov)
 			free(j);
 			continue;
 		}
-		if (strcmp(j->mnt, ov->mnt) != 0) {
-			free(j);
-			continue; /* another overlay's */
-		}
-		v = ovc_views_get(ov->views, j->uid);
-		to = v && v->state == OVC_VIEW_READY && v->keys ? ovc_keyset_find(v->keys, j->key_id) : NULL;
-		if (to) {
-			size_t k = tree_rewrap(ov, v, j->rel, to);
-
-			ovc_log_info("%s/%s: a folder move interrupted before: %zu file%s below rewrapped now",
-				     ov->mnt, j->rel, k, k == 1 ? "" : "s");
-			journal_done(ov, de->d_name);
-			done++;
-		}
+		v = strcmp(j->mnt, ov->mnt) ? NULL : ovc_views_get(ov->views, j->uid);
+		held = v && v->state == OVC_VIEW_READY && v->keys &&
+		       ovc_keyset_find(v->keys, j->key_id);
 		ovc_view_put(v);
+		/* another overlay's, keys not held yet, or being walked now */
+		if (!held || strlen(j->rel) >= sizeof(rj->rel) || !walk_claim(de->d_name)) {
+			free(j);
+			continue;
+		}
+		rj = calloc(1, sizeof(*rj));
+		if (!rj) {
+			walk_release(de->d_name);
+			free(j);
+			break;
+		}
+		snprintf(rj->name, sizeof(rj->name), "%s", de->d_name);
+		rj->uid = j->uid;
+		memcpy(rj->key_id, j->key_id, OVC_KEY_ID_BYTES);
+		snprintf(rj->rel, sizeof(rj->rel), "%s", j->rel);
+		rj->next = jobs;
+		jobs = rj;
+		found++;
 		free(j);
 	}
 	closedir(d);
-	return done;
+	if (!jobs)
+		return 0;
+	atomic_store(&ov->resume_jobs, jobs);
+	atomic_store(&ov->resume_busy, 1);
+	if (pthread_create(&ov->resume_th, NULL, resume_main, ov) != 0) {
+		atomic_store(&ov->resume_busy, 0);
+		atomic_store(&ov->resume_jobs, NULL);
+		while (jobs) {
+			struct resume_job *nx = jobs->next;
+
+			walk_release(jobs->name);
+			free(jobs);
+			jobs = nx;
+		}
+		return 0;
+	}
+	ov->resume_started = 1;
+	return found;
 }

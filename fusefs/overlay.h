@@ -132,11 +132,14 @@ enum ovc_convert_result {
 int ovc_overlay_convert(ovc_overlay *ov, const char *path, uid_t uid,
 			int dry_run, enum ovc_convert_result *res, ovc_err *e);
 
-/* Finish the folder moves between rules that a crash interrupted: every
- * journal entry of this overlay whose user now holds the destination key
- * is walked again (files already rewrapped are skipped) and removed.
- * Entries whose keys are not held yet stay for a later call. Runs on the
- * caller's thread; returns the number of entries finished. */
+/* Finish the folder moves between rules that a crash interrupted: the
+ * journal entries of this overlay whose user now holds the destination key
+ * (and that no walk of this process is on now) are handed to a thread of
+ * the overlay, which walks each again (files already rewrapped are
+ * skipped) and removes it. Entries whose keys are not held yet stay for a
+ * later call; while that thread runs, calls do nothing. Cheap when the
+ * journal is empty: the agent calls it every second. Returns the number of
+ * entries handed over. Unmounting stops a walk early (its entry stays). */
 size_t ovc_overlay_resume(ovc_overlay *ov);
 
 /* `overcrypt encrypt --asset NAME FILE` and `overcrypt decrypt FILE` through
