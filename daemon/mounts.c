@@ -88,20 +88,10 @@ struct ovc_mounts {
 
 /* ---- paths ------------------------------------------------------------------------------ */
 
-/* Is `p` the folder `dir` or below it (whole components)? */
-static int path_within(const char *p, const char *dir)
-{
-	size_t n = strlen(dir);
-
-	if (n == 1 && dir[0] == '/')
-		return p[0] == '/';
-	return !strncmp(p, dir, n) && (p[n] == '\0' || p[n] == '/');
-}
-
 /* Is `p` strictly below `dir`? */
 static int path_inside(const char *p, const char *dir)
 {
-	return strcmp(p, dir) && path_within(p, dir);
+	return strcmp(p, dir) && ovc_path_within(p, dir);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -492,7 +482,7 @@ static int link_bypasses(const char *link, const struct mnt *x)
 	n = (size_t)r;
 	if (n > 10 && !strcmp(t + n - 10, " (deleted)"))
 		t[n - 10] = '\0';
-	if (t[0] != '/' || !path_within(t, x->path))
+	if (t[0] != '/' || !ovc_path_within(t, x->path))
 		return 0;
 	/* an open file of the overlay itself has the overlay's device */
 	return stat(link, &st) == 0 && st.st_dev == x->backing_dev;
@@ -762,7 +752,7 @@ static void find_share(const ovc_mounts *m, struct mnt *x)
 	const ovc_smb_mount *v = ovc_mtab_smb(m->o.mtab, &n), *b = NULL;
 
 	for (size_t i = 0; i < n; i++)
-		if (path_within(x->path, v[i].mountpoint) && strlen(v[i].mountpoint) >= best) {
+		if (ovc_path_within(x->path, v[i].mountpoint) && strlen(v[i].mountpoint) >= best) {
 			b = &v[i];
 			best = strlen(v[i].mountpoint);
 		}
@@ -1196,7 +1186,7 @@ uint64_t ovc_mounts_open_under(const ovc_mounts *m, const char *path, char *wher
 	for (size_t i = 0; i < m->n; i++) {
 		uint64_t h;
 
-		if (!path_within(m->v[i]->path, path))
+		if (!ovc_path_within(m->v[i]->path, path))
 			continue;
 		h = open_handles(m->v[i]);
 		if (h && !k)
@@ -1276,10 +1266,10 @@ static cJSON *rules_under(const char *path, const ovc_rule *rules, char **folder
 	for (size_t i = 0; a && i < n; i++) {
 		int dup = 0;
 
-		if (!folders[i] || !path_within(folders[i], path))
+		if (!folders[i] || !ovc_path_within(folders[i], path))
 			continue;
 		for (size_t j = 0; j < i && !dup; j++)
-			dup = folders[j] && path_within(folders[j], path) &&
+			dup = folders[j] && ovc_path_within(folders[j], path) &&
 			      !strcmp(rules[j].asset, rules[i].asset);
 		if (!dup)
 			cJSON_AddItemToArray(a, cJSON_CreateString(rules[i].asset));
@@ -1324,7 +1314,7 @@ static cJSON *share_json(const struct mnt *x, const ovc_rule *rules, char **fold
 	for (size_t i = 0; i < n; i++) {
 		cJSON *r;
 
-		if (!folders[i] || !path_within(folders[i], x->path) ||
+		if (!folders[i] || !ovc_path_within(folders[i], x->path) ||
 		    strncmp(rules[i].path, "smb://", 6) || !(r = cJSON_CreateObject()))
 			continue;
 		cJSON_AddStringToObject(r, "asset", rules[i].asset);
@@ -1381,7 +1371,7 @@ static int serves_view(const struct mnt *x, const ovc_view *v)
 
 	for (size_t i = 0; v && i < v->nfolders; i++)
 		if (ovc_path_normalise(v->folders[i], buf, sizeof(buf)) == 0 &&
-		    (path_within(buf, x->path) || path_within(x->path, buf)))
+		    (ovc_path_within(buf, x->path) || ovc_path_within(x->path, buf)))
 			return 1;
 	return 0;
 }

@@ -8,15 +8,9 @@
 
 int ovc_path_under_any(const char *path, const char *const *folders, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		size_t l = strlen(folders[i]);
-
-		if (l == 1 && folders[i][0] == '/')
+	for (size_t i = 0; i < n; i++)
+		if (ovc_path_within(path, folders[i]))
 			return 1;
-		if (strncmp(path, folders[i], l) == 0 &&
-		    (path[l] == 0 || path[l] == '/'))
-			return 1;
-	}
 	return 0;
 }
 

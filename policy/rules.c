@@ -111,6 +111,15 @@ int ovc_rule_patterns_overlap(const char *a, const char *b)
  * Normalisation and system folders.
  */
 
+int ovc_path_within(const char *p, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	if (n == 1 && dir[0] == '/')
+		return p[0] == '/';
+	return !strncmp(p, dir, n) && (p[n] == '\0' || p[n] == '/');
+}
+
 int ovc_path_normalise(const char *in, char *out, size_t out_size)
 {
 	size_t o = 0;

@@ -125,6 +125,10 @@ int ovc_rule_patterns_overlap(const char *a, const char *b);
  * Returns 0, -EINVAL (not absolute) or -ENAMETOOLONG. */
 int ovc_path_normalise(const char *in, char *out, size_t out_size);
 
+/* Is the normalised absolute path `p` the folder `dir` or below it (whole
+ * components: /srv/mktg is not below /srv/mkt)? */
+int ovc_path_within(const char *p, const char *dir);
+
 /* ---------------------------------------------------------------------------
  * Mount table (SMB).
  */

@@ -242,12 +242,16 @@ def test_matching_case_user_and_sub_path(sagent, shares):
     # the user in the source is ignored, host and share compare without case
     up = shares.add("up", "//Bob@FILES.Corp.Local/MARKETING")
     # a sub-path rule: only finance/reports is overlaid
-    (shares.srv / "fin" / "reports").mkdir(parents=True)
     (shares.srv / "fin" / "other").mkdir(parents=True)
     fin = shares.add("fin", "//files.corp.local/finance")
-    wait_for(lambda: stacked(up) == 2 and stacked(fin / "reports") == 2,
-             "overlays on both shares", log=a.log)
-    assert stacked(fin) == 0
+    # a share is overlaid from its mount point, whichever folder on it a
+    # rule names: `umount` meets the overlay, and the rule's folder is
+    # covered even before it exists
+    wait_for(lambda: stacked(up) == 2 and stacked(fin) == 2, "overlays on both shares",
+             log=a.log)
+    # the rule's folder did not exist: made now, it is covered from its first file
+    (fin / "reports").mkdir()
+    assert stacked(fin / "reports") == 0
     (up / "a.txt").write_text("a\n")
     (fin / "reports" / "q3.txt").write_text("q3\n")
     (fin / "other" / "note.txt").write_text("not under the rule\n")
@@ -255,9 +259,11 @@ def test_matching_case_user_and_sub_path(sagent, shares):
     assert encrypted(shares.srv / "up" / "a.txt")
     assert encrypted(shares.srv / "fin" / "reports" / "q3.txt")
     assert (shares.srv / "fin" / "other" / "note.txt").read_text() == "not under the rule\n"
-    m = a.mount(fin / "reports")
+    m = a.mount(fin)
     assert m["share"]["source"] == "//files.corp.local/finance", m
-    assert m["share"]["rules"][0]["asset"] == "reports", m
+    assert m["share"]["rules"] == [{"asset": "reports",
+                                    "path": "smb://files.corp.local/finance/reports/"}], m
+    assert m["rules"] == ["reports"], m
 
 
 def test_share_under_another_name_is_logged(sagent, shares):
