@@ -45,7 +45,9 @@
 
 #define MAX_IO (1u << 20)          /* max_write / max_read */
 #define FD_CACHE 4096              /* bounded descriptor cache */
-#define TIMEOUT 1.0                /* entry and attribute cache, seconds */
+#define TIMEOUT 1.0                /* entry and attribute cache, seconds (a
+				    * network backing: 0, the share's own
+				    * attribute cache is the only one) */
 
 struct ovc_overlay {
 	char *mnt;
@@ -57,6 +59,7 @@ struct ovc_overlay {
 	atomic_int dead;
 	atomic_int no_mark;          /* the backing keeps no user xattrs */
 	int network;
+	double timeout;              /* entry and attribute cache, seconds */
 	int no_writeback, no_keep_cache, no_readdirplus; /* opts */
 	unsigned max_write;
 	int journal_fd;              /* folder of rewrap journals, or -1 */
@@ -482,8 +485,8 @@ static int do_lookup(ovc_overlay *ov, struct ovc_inode *parent, const char *name
 	ovc_itable_at_put(ov->it, &a);
 	e->ino = NODE(ov, i);
 	e->attr = st;
-	e->attr_timeout = TIMEOUT;
-	e->entry_timeout = TIMEOUT;
+	e->attr_timeout = ov->timeout;
+	e->entry_timeout = ov->timeout;
 	return 0;
 }
 
@@ -496,7 +499,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (err == ENOENT) {
 		/* a negative entry, cached like a positive one */
 		memset(&e, 0, sizeof(e));
-		e.entry_timeout = TIMEOUT;
+		e.entry_timeout = ov->timeout;
 		fuse_reply_entry(req, &e);
 	} else if (err) {
 		fuse_reply_err(req, err);
@@ -566,7 +569,7 @@ static void reply_attr(fuse_req_t req, ovc_overlay *ov, struct ovc_inode *i,
 	if (rc < 0)
 		fuse_reply_err(req, -rc);
 	else
-		fuse_reply_attr(req, &st, TIMEOUT);
+		fuse_reply_attr(req, &st, ov->timeout);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t n, struct fuse_file_info *fi)
@@ -2726,6 +2729,7 @@ int ovc_overlay_mount(const ovc_overlay_opts *o, ovc_overlay **out, ovc_err *e)
 	}
 	ov->views = o->views;
 	ov->network = o->network;
+	ov->timeout = o->network ? 0.0 : TIMEOUT;
 	ov->no_writeback = o->no_writeback;
 	ov->no_keep_cache = o->no_keep_cache;
 	ov->no_readdirplus = o->no_readdirplus;

@@ -36,7 +36,9 @@ typedef struct ovc_overlay_opts {
 	int allow_other;          /* allow_other + default_permissions
 				   * (system mode, or [mount] allow_other) */
 	int network;              /* the backing is a network share: no
-				   * writeback cache, no keep_cache;
+				   * writeback cache, no keep_cache, entry
+				   * and attribute timeouts 0 (what another
+				   * client wrote shows at once);
 				   * auto_inval_data instead */
 	unsigned read_ahead_kb;   /* > 0: set the mount's bdi read_ahead_kb
 				   * (root only; a failure is logged) */

@@ -304,3 +304,40 @@ def test_lazy_umount_keeps_open_files_working(sagent, shares):
     assert encrypted(shares.srv / "mkt" / "new.txt")
     assert (mkt / "held.txt").read_text() == "first\nsecond\n"
     assert a.mount(mkt)["state"] == "mounted"
+
+
+def test_other_clients_writes_are_seen(sagent, shares):
+    """No writeback cache, no keep_cache on a share: what another client
+    writes there (here: straight into the server folder) is what the next
+    read returns, for plaintext outside the rules and for encrypted files
+    inside them."""
+    a = started(sagent)
+    (shares.srv / "fin" / "other").mkdir(parents=True)
+    (shares.srv / "fin" / "reports").mkdir(parents=True)
+    fin = shares.add("fin", "//files.corp.local/finance")
+    wait_for(lambda: stacked(fin) == 2, "overlays on the share", log=a.log)
+
+    note = fin / "other" / "note.txt"
+    note.write_text("version 1\n")
+    assert note.read_text() == "version 1\n"
+    with open(note) as held:      # a program keeps it open meanwhile
+        (shares.srv / "fin" / "other" / "note.txt").write_text("version 2, from elsewhere\n")
+        time.sleep(0.1)
+        assert note.read_text() == "version 2, from elsewhere\n"
+        held.seek(0)
+        assert held.read() == "version 2, from elsewhere\n"
+
+    # an encrypted file rewritten by another client (another file's whole
+    # ciphertext copied over it, as a client writing it anew would leave it)
+    one, two = fin / "reports" / "one.txt", fin / "reports" / "two.txt"
+    one.write_text("first client's text\n")
+    two.write_text("the other client's newer, longer text\n")
+    assert one.read_text() == "first client's text\n"
+    os.sync()
+    raw = (shares.srv / "fin" / "reports" / "two.txt").read_bytes()
+    assert raw[:8] == b"OVCRYPT1"
+    with open(shares.srv / "fin" / "reports" / "one.txt", "r+b") as f:
+        f.write(raw)
+        f.truncate(len(raw))
+    time.sleep(0.1)
+    assert one.read_text() == "the other client's newer, longer text\n"
