@@ -341,3 +341,22 @@ def test_other_clients_writes_are_seen(sagent, shares):
         f.truncate(len(raw))
     time.sleep(0.1)
     assert one.read_text() == "the other client's newer, longer text\n"
+
+
+def test_killed_agent_stale_pair_cleaned_share_kept(sagent, shares):
+    a = started(sagent)
+    mkt = shares.add("mkt", "//files.corp.local/marketing")
+    wait_for(lambda: stacked(mkt) == 2, "two overlays on the share", log=a.log)
+    a.kill9()
+    assert stacked(mkt) == 2   # dead now: "Transport endpoint is not connected"
+    a.start()
+    a.wait_policy()
+    wait_for(lambda: stacked(mkt) == 2 and a.mount(mkt)["state"] == "mounted",
+             "the pair mounted again", log=a.log)
+    assert a.log().count("removed a stale overlay") == 2, a.log()
+    # the share itself is still there, under the new pair
+    assert sum(1 for mp, fs, _ in mounts_table() if mp == str(mkt) and fs != "fuse.overcrypt") == 1
+    assert a.unlock().returncode == 0
+    (mkt / "after.txt").write_text("after the restart\n")
+    os.sync()
+    assert encrypted(shares.srv / "mkt" / "after.txt")
