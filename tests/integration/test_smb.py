@@ -171,6 +171,7 @@ def test_share_appears_is_encrypted_and_goes_away(sagent, shares):
     assert m["share"]["rules"] == [{"asset": "marketing",
                                     "path": "smb://files.corp.local/marketing/"}], m
     p = a.oc("status")
+    print(p.out)
     assert p.returncode == 0, p.err
     assert f"share //files.corp.local/marketing at {mkt}, via rule " \
            "smb://files.corp.local/marketing/ (asset marketing)" in p.out, p.out
@@ -191,11 +192,13 @@ def test_plain_umount_takes_only_the_top_overlay(sagent, shares):
     with open(mkt / "before.txt", "w") as f:
         f.write("before\n")
     subprocess.run(["umount", str(mkt)], check=True)
+    t0 = time.time()
     # at once, before the agent could do anything: still an overlay there
     with open(mkt / "during.txt", "w") as f:
         f.write("written right after umount\n")
     assert stacked(mkt) >= 1
     wait_for(lambda: stacked(mkt) == 2, "the top overlay mounted again", log=a.log)
+    print(f"umount -> top overlay mounted again in {time.time() - t0:.3f} s")
     wait_for(lambda: "unmounted from outside (umount) while //files.corp.local/marketing "
              "stays mounted: mounted again at once" in a.log(), "logged", log=a.log)
     os.sync()
