@@ -620,6 +620,26 @@ static int open_folder(const ovc_mounts *m, struct mnt *x, struct stat *st)
 		return -1;
 	}
 	outer = ent_by_dev(m, st->st_dev);
+	if (outer && outer->st != M_PENDING && outer->bfd >= 0 &&
+	    path_inside(x->path, outer->path)) {
+		/* a share mounted inside an overlaid folder before that was
+		 * overlaid: the path leads through our overlay, so reach the
+		 * share from the outer folder's own descriptor (the share's
+		 * mount sits on the backing side) */
+		int fd2 = openat(outer->bfd, x->path + strlen(outer->path) + (outer->path[1] ? 1 : 0),
+				 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+		close(fd);
+		if (fd2 < 0 || fstat(fd2, st) != 0 || ent_by_dev(m, st->st_dev)) {
+			ent_fail(x, M_FAILED, "inside the overlay on %s, and not reachable on its "
+				 "backing side", outer->path);
+			if (fd2 >= 0)
+				close(fd2);
+			return -1;
+		}
+		fd = fd2;
+		outer = NULL;
+	}
 	if (outer) {
 		/* an overlay being released still covers it: retry at once */
 		ent_fail(x, M_FAILED, "inside the overlay on %s, which is unmounted once its "
@@ -787,7 +807,7 @@ static int reopen_dir(int fd)
 	return openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
-/* The top overlay of `x` over its guard, from the kept folder. */
+/* The (top) overlay of `x`, from the kept folder. */
 static int mount_top(ovc_mounts *m, struct mnt *x, ovc_err *e)
 {
 	int fd = reopen_dir(x->bfd);
@@ -814,12 +834,15 @@ static void mount_one(ovc_mounts *m, struct mnt *x, time_t now)
 		find_share(m, x);
 		x->network = x->share[0] || network_fs(fd);
 		x->backing_dev = st.st_dev;
+		/* the folder's descriptor is kept: a network backing's top is
+		 * mounted again from it, and shares inside are reached through
+		 * it (open_folder) */
+		x->bfd = fd;
 		if (!x->network) {
-			rc = mount_instance(m, x, fd, &x->ov, &e);
+			rc = mount_top(m, x, &e);
 		} else {
 			int g = reopen_dir(fd);
 
-			x->bfd = fd;
 			rc = g < 0 ? ovc_err_set(&e, -errno, "cannot open the folder again: %s", strerror(errno))
 				   : mount_instance(m, x, g, &x->guard, &e);
 			if (rc == 0) {
@@ -879,7 +902,10 @@ static int drop_covered(const ovc_mounts *m, char **f, size_t *n)
 		return -ENOMEM;
 	for (size_t i = 0; i < *n; i++) {
 		drop[i] = i > 0 && !strcmp(f[i - 1], f[i]);
-		for (size_t j = 0; j < *n && !drop[i]; j++)
+		/* a share is another file system: it gets its own (network)
+		 * overlay even inside an overlaid folder, where its mount
+		 * would otherwise bypass the outer overlay */
+		for (size_t j = 0; j < *n && !drop[i] && !ovc_mtab_find(m->o.mtab, f[i]); j++)
 			drop[i] = j != i && path_inside(f[i], f[j]) && serves_inner(m, f[j]);
 	}
 	for (size_t i = 0; i < *n; i++) {
@@ -949,10 +975,22 @@ int ovc_mounts_new(const ovc_mounts_opts *o, ovc_mounts **out)
 	return 0;
 }
 
+static int cmp_mnt_depth_desc(const void *a, const void *b)
+{
+	size_t la = strlen((*(struct mnt *const *)a)->path);
+	size_t lb = strlen((*(struct mnt *const *)b)->path);
+
+	return la < lb ? 1 : la > lb ? -1 : 0;
+}
+
 void ovc_mounts_free(ovc_mounts *m)
 {
 	if (!m)
 		return;
+	/* the deepest first: a share's overlays inside an overlaid folder
+	 * go before the outer one */
+	if (m->n > 1)
+		qsort(m->v, m->n, sizeof(*m->v), cmp_mnt_depth_desc);
 	for (size_t i = 0; i < m->n; i++) {
 		struct mnt *x = m->v[i];
 

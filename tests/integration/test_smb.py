@@ -363,3 +363,38 @@ def test_killed_agent_stale_pair_cleaned_share_kept(sagent, shares):
     (mkt / "after.txt").write_text("after the restart\n")
     os.sync()
     assert encrypted(shares.srv / "mkt" / "after.txt")
+
+
+@pytest.mark.parametrize("share_first", [False, True], ids=["share-later", "share-before-agent"])
+def test_share_inside_an_overlaid_folder(build, sorg, shares, tmp_path, share_first):
+    """A share mounted inside a folder the agent overlays anyway (`[mount]
+    path`, as `[mount] home = yes` does with ~): the share gets its own pair
+    of network overlays, whether it was mounted before the agent started
+    (its mount then sits under the outer overlay) or after (on top of it);
+    files there are encrypted on the server, and the outer folder serves on."""
+    outer = shares.mnt
+    (outer / "notes").mkdir()
+    a = MAgent(build, tmp_path / "agent", sorg, f"file://{sorg.pubdir}/",
+               keystore=sorg.alice_ks, mounts=[outer])
+    a.extra_args = ["--mountinfo", str(shares.file)]
+    try:
+        if share_first:
+            mkt = shares.add("mkt", "//files.corp.local/marketing")
+        a.start()
+        a.wait_policy()
+        assert a.unlock().returncode == 0
+        if not share_first:
+            wait_for(lambda: stacked(outer) == 1, "the outer overlay", log=a.log)
+            mkt = shares.add("mkt", "//files.corp.local/marketing")
+        wait_for(lambda: stacked(outer) == 1 and stacked(mkt) == 2,
+                 "the outer overlay and the share's pair", log=a.log)
+        (mkt / "plan.txt").write_text("inside\n")
+        (outer / "notes" / "n.txt").write_text("outer, no rule\n")
+        os.sync()
+        assert encrypted(shares.srv / "mkt" / "plan.txt"), "the share got plaintext"
+        assert (mkt / "plan.txt").read_text() == "inside\n"
+        assert (outer / "notes" / "n.txt").read_text() == "outer, no rule\n"
+        assert a.mount(mkt)["share"]["source"] == "//files.corp.local/marketing"
+    finally:
+        stop_all([a])
+    assert stacked(mkt) == 0 and stacked(outer) == 0
