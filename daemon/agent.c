@@ -567,7 +567,7 @@ static void do_unmount(struct agent *A, int fd, uid_t peer, const cJSON *req)
 	}
 	smb_apply(A);
 	k = ovc_mounts_open_under(A->mounts, norm, where, sizeof(where));
-	if (k || ovc_mounts_umount_share(norm, &e) != 0) {
+	if (k || ovc_mounts_umount_share(A->mounts, norm, &e) != 0) {
 		ovc_mtab_unforget(A->mtab, norm);
 		smb_apply(A);
 		if (k)

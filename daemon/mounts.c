@@ -336,15 +336,36 @@ static int fusermount_detach(const char *path, ovc_err *e)
 	return run(argv, e);
 }
 
-int ovc_mounts_umount_share(const char *path, ovc_err *e)
+int ovc_mounts_umount_share(const ovc_mounts *m, const char *path, ovc_err *e)
 {
 	char *argv[] = { "umount", "--", (char *)path, NULL };
+	char via[PATH_MAX + 64];
 
 	if (geteuid() != 0)
 		return run(argv, e);
-	if (umount2(path, UMOUNT_NOFOLLOW) != 0)
+	if (umount2(path, UMOUNT_NOFOLLOW) == 0)
+		return 0;
+	if (errno != EINVAL)
 		return ovc_err_set(e, -errno, "umount %s: %s", path, strerror(errno));
-	return 0;
+	/* not a mount point on this side: a share mounted before the
+	 * folder around it was overlaid sits under that overlay, on the
+	 * backing side, reached through the outer folder's descriptor; the
+	 * outer overlay may still hold a descriptor of the share's root
+	 * (from the path's lookups), so it is detached lazily: gone from
+	 * the mount table at once, closed when that descriptor goes */
+	for (size_t i = 0; i < m->n; i++) {
+		const struct mnt *x = m->v[i];
+
+		if (!x->ov || x->bfd < 0 || !path_inside(path, x->path))
+			continue;
+		snprintf(via, sizeof(via), "/proc/self/fd/%d/%s", x->bfd,
+			 path + strlen(x->path) + (x->path[1] ? 1 : 0));
+		if (umount2(via, UMOUNT_NOFOLLOW | MNT_DETACH) == 0)
+			return 0;
+		return ovc_err_set(e, -errno, "umount %s (on the backing side of %s): %s", path,
+				   x->path, strerror(errno));
+	}
+	return ovc_err_set(e, -EINVAL, "umount %s: %s", path, strerror(EINVAL));
 }
 
 /* Lazily unmount whatever is mounted on `path`. */

@@ -115,9 +115,11 @@ uint64_t ovc_mounts_open_under(const ovc_mounts *m, const char *path, char *wher
 			       size_t size);
 
 /* Unmount the share mounted on `path` (after its overlays are gone):
- * umount2() as root, else `umount PATH` (a share the user may unmount).
- * 0 or -errno with `e` saying why (EBUSY: files are open on it). */
-int ovc_mounts_umount_share(const char *path, ovc_err *e);
+ * umount2() as root (a share mounted before the folder around it was
+ * overlaid is reached on that folder's backing side), else `umount PATH`
+ * (a share the user may unmount). 0 or -errno with `e` saying why (EBUSY:
+ * files are open on it). */
+int ovc_mounts_umount_share(const ovc_mounts *m, const char *path, ovc_err *e);
 
 /* Before the keys of `uid` go ((uid_t)-1: everyone's): every overlay
  * flushes and drops its cached plaintext of encrypted files
