@@ -940,6 +940,35 @@ static int drop_covered(const ovc_mounts *m, char **f, size_t *n)
 	return 0;
 }
 
+/* A share on which a folder of `f` lies is overlaid from its mount point
+ * (the folder is then served by that overlay): `umount` of the share meets
+ * the overlay first, and a rule's folder made on the share later is
+ * covered from its first file. The views' folders stay as they are (they
+ * also say where a uid without a view may not write). Appends the mount
+ * points to *f. 0 or -ENOMEM. */
+static int add_share_roots(const ovc_mounts *m, char ***f, size_t *nf)
+{
+	size_t ns = 0, n0 = *nf;
+	const ovc_smb_mount *s = ovc_mtab_smb(m->o.mtab, &ns);
+	char **v;
+
+	if (!ns)
+		return 0;
+	v = realloc(*f, (n0 + ns + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	*f = v;
+	for (size_t k = 0; k < ns; k++)
+		for (size_t i = 0; i < n0; i++)
+			if (ovc_path_within(v[i], s[k].mountpoint)) {
+				if (!(v[*nf] = strdup(s[k].mountpoint)))
+					return -ENOMEM;
+				(*nf)++;
+				break;
+			}
+	return 0;
+}
+
 /* The folders to overlay now: normalised, each once, sorted, the inner
  * ones of a serving outer folder left out. */
 static int desired(const ovc_mounts *m, char ***out, size_t *n)
@@ -970,6 +999,11 @@ static int desired(const ovc_mounts *m, char ***out, size_t *n)
 		f[k++] = c;
 	}
 	nf = k;
+	rc = add_share_roots(m, &f, &nf);
+	if (rc) {
+		ovc_views_folders_free(f, nf);
+		return rc;
+	}
 	if (nf > 1)
 		qsort(f, nf, sizeof(*f), cmp_str);
 	rc = drop_covered(m, f, &nf);

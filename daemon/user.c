@@ -134,8 +134,6 @@ static void publish(ovc_user *u, time_t now)
 	const char *const *lf = NULL;
 	size_t nlf = 0, nf = 0;
 	const char **folders;
-	const ovc_smb_mount *smb;
-	size_t nsmb = 0;
 	ovc_view *v;
 	char why[256] = "";
 
@@ -174,8 +172,7 @@ static void publish(ovc_user *u, time_t now)
 
 	if (u->rules)
 		lf = ovc_ruleset_local_folders(ovc_view_rules_get(u->rules), &nlf);
-	smb = ovc_mtab_smb(u->mtab, &nsmb);
-	folders = calloc(u->nmounts + nlf + nsmb + 1, sizeof(*folders));
+	folders = calloc(u->nmounts + nlf + 1, sizeof(*folders));
 	if (!folders) {
 		ovc_log_error("user %s: out of memory publishing the view: the old one stays", u->name);
 		return;
@@ -184,15 +181,6 @@ static void publish(ovc_user *u, time_t now)
 		folders[nf++] = u->mounts[i];
 	for (size_t i = 0; i < nlf; i++)
 		folders[nf++] = lf[i];
-	/* a share on which a rule lands is overlaid from its mount point:
-	 * `umount` of the share meets the overlay first, and a rule's folder
-	 * created on the share later is covered from its first file */
-	for (size_t k = 0; k < nsmb; k++)
-		for (size_t i = 0; i < nlf; i++)
-			if (ovc_path_within(lf[i], smb[k].mountpoint)) {
-				folders[nf++] = smb[k].mountpoint;
-				break;
-			}
 	v = ovc_view_new(u->uid, u->name, st, u->policy ? u->policy->serial : 0,
 			 u->policy ? &u->policy->settings : NULL, u->rules,
 			 u->keys, folders, nf);
