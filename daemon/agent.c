@@ -478,6 +478,17 @@ static void smb_check_new(struct agent *A, const ovc_smb_mount *m)
 	free(hosts);
 }
 
+/* Every share mounted now, checked as if new (at start, and after a new
+ * policy: its rules may name, or almost name, shares mounted before). */
+static void smb_check_all(struct agent *A)
+{
+	size_t n = 0;
+	const ovc_smb_mount *v = ovc_mtab_smb(A->mtab, &n);
+
+	for (size_t i = 0; i < n; i++)
+		smb_check_new(A, &v[i]);
+}
+
 /* Read the mount table when it may have changed (`woke`: poll() said so);
  * when the SMB shares changed, place every user's rules again (their
  * overlays follow at the next sync) and look at the new shares. */
@@ -964,6 +975,8 @@ static void fetch_done(struct agent *A, struct uent *ue)
 		return;
 	}
 	oc = ovc_user_fetched(ue->u, rc, &res, &fe, time(NULL), &fresh, &e);
+	if (oc == OVC_USER_OK && fresh)
+		smb_check_all(A);   /* new rules: the shares mounted now, again */
 	while (ue->nwait) {
 		int fd = ue->waiters[--ue->nwait];
 		cJSON *o;
@@ -1464,6 +1477,7 @@ int ovc_agent_run(const ovc_agent_opts *o)
 		goto out;
 	if (start_mounts(A) != 0)
 		goto out;
+	smb_check_all(A);   /* shares mounted before we started */
 	if (open_socket(A) != 0)
 		goto out;
 	ovc_log_info("started (%s mode, %zu user%s, %zu overlay%s, socket %s, policies from %s)",

@@ -269,9 +269,12 @@ def test_matching_case_user_and_sub_path(sagent, shares):
     assert m["rules"] == ["reports"], m
 
 
-def test_share_under_another_name_is_logged(sagent, shares):
+@pytest.mark.parametrize("before", [False, True], ids=["while-running", "before-start"])
+def test_share_under_another_name_is_logged(sagent, shares, before):
+    if before:
+        shares.add("short", "//files/marketing")
     a = started(sagent)
-    short = shares.add("short", "//files/marketing")
+    short = shares.mnt / "short" if before else shares.add("short", "//files/marketing")
     byaddr = shares.add("byaddr", "//127.0.0.1/lab", "rw,vers=3.1.1,addr=127.0.0.1")
     wait_for(lambda: "the share //files/marketing matches no smb:// rule, but its short "
              "name names the same server as the rules' host 'files.corp.local'" in a.log(),
