@@ -31,6 +31,7 @@
 #include "crypto/keystore.h"
 #include "daemon/client.h"
 #include "daemon/config.h"
+#include "policy/rules.h"
 
 #define OVC_VERSION_TEXT "overcrypt 0.1.0"
 #define CHUNK (256u * 1024)
@@ -322,7 +323,8 @@ static const ovc_key *pick_key(const ovc_keyset *ks, const char *want)
 	return k;
 }
 
-/* --config FILE of the agent commands (NULL: the default files). */
+/* --config FILE of the agent commands (NULL: the default files), given
+ * before the command or among its options. */
 static const char *config_file;
 
 static int cmd_encrypt_initial(int argc, char **argv);
@@ -770,7 +772,6 @@ static int cmd_enroll(int argc, char **argv)
 
 /* ---- the agent: status, which, refresh, lock, unlock; passwd ------------------------ */
 
-/* --config FILE: given before the command or among its options. */
 /* The highest scrypt work factor `unlock` accepts (2^20 KiB = 1 GiB). */
 #define UNLOCK_MAX_LOGN 20
 
@@ -1478,7 +1479,8 @@ static void iprog_show(struct iprog *p, int final)
 			rate / 1e6, left, final ? "\n" : "");
 		return;
 	}
-	if ((int)(frac * 10) <= p->decile && !final)
+	/* the last file printed 100 % already: the final call adds nothing */
+	if ((int)(frac * 10) <= p->decile && (!final || p->decile == 10))
 		return;
 	p->decile = (int)(frac * 10);
 	fprintf(stderr, "initial encryption: %3.0f%%: %zu/%zu files, %.1f/%.1f MiB, %.1f MB/s, %s left\n",
@@ -1514,18 +1516,19 @@ static int initial_roots(const ovc_config *cfg, const char *dir, char ***roots, 
 	*roots = calloc((size_t)cJSON_GetArraySize(m) + 1, sizeof(char *));
 	for (cJSON *x = m ? m->child : NULL; *roots && x; x = x->next) {
 		const char *mp = jstr(x, "path");
-		size_t ml = mp ? strlen(mp) : 0;
 
 		if (!mp || strcmp(jstr_or(x, "state", ""), "mounted"))
 			continue;
 		if (!dir)
 			(*roots)[(*n)++] = strdup(mp);
-		else if (!strncmp(path, mp, ml) && (path[ml] == '/' || !path[ml]))
+		else if (ovc_path_within(path, mp))
 			inside = 1;
 	}
 	cJSON_Delete(reply);
-	if (!*roots)
+	if (!*roots) {
+		cli_err("out of memory");
 		return EXIT_WORK;
+	}
 	if (dir && !inside) {
 		cli_err("%s is in no folder this agent overlays (see overcrypt status)", path);
 		return EXIT_WORK;
@@ -1560,7 +1563,9 @@ static const char *initial_one(const ovc_config *cfg, const char *path, int dry,
 		cJSON_Delete(reply);
 		return result;
 	}
-	snprintf(code, clen, "%s", reply ? jstr_or(reply, "code", "failed") : "failed");
+	/* no answer at all (agent gone, already printed): "agent" stops the run */
+	snprintf(code, clen, "%s", rc != -EREMOTEIO ? "agent" :
+		 reply ? jstr_or(reply, "code", "failed") : "failed");
 	snprintf(msg, mlen, "%s", e.msg);
 	cJSON_Delete(reply);
 	return NULL;
@@ -1602,12 +1607,15 @@ static int cmd_encrypt_initial(int argc, char **argv)
 	pr.nfiles = walk.n;
 	pr.nbytes = walk.bytes;
 	pr.t0 = now_s();
-	pr.tty = isatty(STDERR_FILENO) && !dry;
+	pr.tty = isatty(STDERR_FILENO);
 	for (size_t k = 0; rc == 0 && k < walk.n; k++) {
 		const char *res = initial_one(cfg, walk.v[k].path, dry, code, sizeof(code),
 					      msg, sizeof(msg));
 
-		if (!res && !strcmp(code, "busy")) {
+		if (!res && !strcmp(code, "agent")) {
+			rc = EXIT_WORK;
+			break;
+		} else if (!res && !strcmp(code, "busy")) {
 			busy++;
 			cli_err("%s: skipped: %s", walk.v[k].path, msg);
 		} else if (!res) {

@@ -215,16 +215,27 @@ int ovc_pwrite_full(int fd, const void *buf, size_t len, off_t off)
 int ovc_read_file(const char *path, size_t max, int secret, uint8_t **out,
 		  size_t *len)
 {
-	struct stat st;
-	uint8_t *buf = NULL;
-	size_t cap, used = 0;
-	int fd, rc = 0;
+	int fd, rc;
 
 	*out = NULL;
 	*len = 0;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return -errno;
+	rc = ovc_read_fd(fd, max, secret, out, len);
+	close(fd);
+	return rc;
+}
+
+int ovc_read_fd(int fd, size_t max, int secret, uint8_t **out, size_t *len)
+{
+	struct stat st;
+	uint8_t *buf = NULL;
+	size_t cap, used = 0;
+	int rc = 0;
+
+	*out = NULL;
+	*len = 0;
 	if (fstat(fd, &st) < 0) {
 		rc = -errno;
 		goto out;
@@ -292,7 +303,6 @@ out:
 		else
 			free(buf);
 	}
-	close(fd);
 	return rc;
 }
 

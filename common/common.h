@@ -139,6 +139,10 @@ int ovc_pwrite_full(int fd, const void *buf, size_t len, off_t off);
 int ovc_read_file(const char *path, size_t max, int secret, uint8_t **out,
 		  size_t *len);
 
+/* The same from the open descriptor `fd` (from its current offset; not
+ * closed): for a file checked with fstat() before it is read. */
+int ovc_read_fd(int fd, size_t max, int secret, uint8_t **out, size_t *len);
+
 /* Replace `path` atomically with `len` bytes: a temporary file in the same
  * folder created O_EXCL with `mode`, written, fsync()ed, renamed over
  * `path`, then the folder fsync()ed. When `excl` is set an existing `path`

@@ -437,22 +437,27 @@ static void smb_check_new(struct agent *A, const ovc_smb_mount *m)
 	size_t nh = 0, cap = 0;
 	int named = 0;
 
+	/* named: the matcher placed a rule of some user on this share */
+	for (size_t u = 0; u < A->nusers && !named; u++) {
+		ovc_view *v = ovc_views_get(A->views, ovc_user_uid(A->users[u].u));
+		size_t nlf = 0;
+		const char *const *lf = v && v->rules ? ovc_ruleset_local_folders(v->rules, &nlf) : NULL;
+
+		for (size_t k = 0; k < nlf && !named; k++)
+			named = ovc_path_within(lf[k], m->mountpoint);
+		ovc_view_put(v);
+	}
 	for (size_t u = 0; u < A->nusers && !named; u++) {
 		size_t nr = 0;
 		const ovc_rule *r = ovc_user_rules(A->users[u].u, &nr);
 
-		for (size_t i = 0; i < nr && !named; i++) {
+		for (size_t i = 0; i < nr; i++) {
 			ovc_rule_path rp;
 			ovc_err e = { 0 };
 			int dup = 0;
 
 			if (strncmp(r[i].path, "smb://", 6) || ovc_rule_path_parse(r[i].path, &rp, &e))
 				continue;
-			if (!strcmp(rp.host, m->host) &&
-			    (!strcmp(rp.share, m->share) || strchr(rp.share, '%'))) {
-				named = 1;
-				break;
-			}
 			for (size_t k = 0; k < nh && !dup; k++)
 				dup = !strcmp(hosts[k], rp.host);
 			if (dup)
@@ -495,35 +500,26 @@ static void smb_check_all(struct agent *A)
 static void smb_refresh(struct agent *A, int woke)
 {
 	size_t nold = 0, n = 0;
-	const ovc_smb_mount *cur = ovc_mtab_smb(A->mtab, &nold), *v;
-	ovc_smb_mount *old = nold ? malloc(nold * sizeof(*old)) : NULL;
-	int rc;
+	const ovc_smb_mount *old, *v;
+	time_t now;
 
-	if (nold && !old) {
-		ovc_log_error("out of memory: the mount table is read again later");
+	if (ovc_mtab_update(A->mtab, woke) != 1)
 		return;
-	}
-	if (nold)
-		memcpy(old, cur, nold * sizeof(*old));
-	rc = ovc_mtab_update(A->mtab, woke);
-	if (rc == 1) {
-		time_t now = time(NULL);
+	now = time(NULL);
+	for (size_t i = 0; i < A->nusers; i++)
+		ovc_user_remap(A->users[i].u, now);
+	v = ovc_mtab_smb(A->mtab, &n);
+	old = ovc_mtab_prev(A->mtab, &nold);
+	for (size_t i = 0; i < n; i++)
+		if (!smb_known(&v[i], old, nold))
+			smb_check_new(A, &v[i]);
+	for (size_t i = 0; i < nold; i++)
+		if (!smb_known(&old[i], v, n)) {
+			char src[2048];
 
-		for (size_t i = 0; i < A->nusers; i++)
-			ovc_user_remap(A->users[i].u, now);
-		v = ovc_mtab_smb(A->mtab, &n);
-		for (size_t i = 0; i < n; i++)
-			if (!smb_known(&v[i], old, nold))
-				smb_check_new(A, &v[i]);
-		for (size_t i = 0; i < nold; i++)
-			if (!smb_known(&old[i], v, n)) {
-				char src[2048];
-
-				ovc_smb_source(&old[i], src, sizeof(src));
-				ovc_log_info("%s: the SMB share %s is no longer mounted", old[i].mountpoint, src);
-			}
-	}
-	free(old);
+			ovc_smb_source(&old[i], src, sizeof(src));
+			ovc_log_info("%s: the SMB share %s is no longer mounted", old[i].mountpoint, src);
+		}
 }
 
 /* Place the rules again after a forget or unforget, and follow with the
@@ -1078,8 +1074,11 @@ static int user_mounts(struct agent *A, uid_t uid, char ***out, size_t *n, char 
 		return 0;
 	}
 	*home = strdup(norm);
-	if (!*home)
+	if (!*home) {
+		free(*out);
+		*out = NULL;
 		return -ENOMEM;
+	}
 	(*out)[(*n)++] = *home;
 	return 0;
 }

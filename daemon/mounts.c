@@ -83,7 +83,7 @@ struct ovc_mounts {
 	size_t n, cap;
 	int again;                  /* another sync pass is needed */
 	int table_changed;          /* check that our mounts are still there */
-	time_t last_prune;          /* of the bypass lists */
+	time_t last_prune;          /* of the bypass lists and journal scan */
 };
 
 /* ---- paths ------------------------------------------------------------------------------ */
@@ -92,6 +92,12 @@ struct ovc_mounts {
 static int path_inside(const char *p, const char *dir)
 {
 	return strcmp(p, dir) && ovc_path_within(p, dir);
+}
+
+/* `p` (strictly below `dir`) relative to `dir`. */
+static const char *rel_below(const char *p, const char *dir)
+{
+	return p + strlen(dir) + (dir[1] ? 1 : 0);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -340,6 +346,7 @@ int ovc_mounts_umount_share(const ovc_mounts *m, const char *path, ovc_err *e)
 {
 	char *argv[] = { "umount", "--", (char *)path, NULL };
 	char via[PATH_MAX + 64];
+	const struct mnt *outer = NULL;
 
 	if (geteuid() != 0)
 		return run(argv, e);
@@ -356,16 +363,18 @@ int ovc_mounts_umount_share(const ovc_mounts *m, const char *path, ovc_err *e)
 	for (size_t i = 0; i < m->n; i++) {
 		const struct mnt *x = m->v[i];
 
-		if (!x->ov || x->bfd < 0 || !path_inside(path, x->path))
-			continue;
-		snprintf(via, sizeof(via), "/proc/self/fd/%d/%s", x->bfd,
-			 path + strlen(x->path) + (x->path[1] ? 1 : 0));
-		if (umount2(via, UMOUNT_NOFOLLOW | MNT_DETACH) == 0)
-			return 0;
-		return ovc_err_set(e, -errno, "umount %s (on the backing side of %s): %s", path,
-				   x->path, strerror(errno));
+		/* the deepest overlaid folder around it */
+		if (x->ov && x->bfd >= 0 && path_inside(path, x->path) &&
+		    (!outer || strlen(x->path) > strlen(outer->path)))
+			outer = x;
 	}
-	return ovc_err_set(e, -EINVAL, "umount %s: %s", path, strerror(EINVAL));
+	if (!outer)
+		return ovc_err_set(e, -EINVAL, "umount %s: %s", path, strerror(EINVAL));
+	snprintf(via, sizeof(via), "/proc/self/fd/%d/%s", outer->bfd, rel_below(path, outer->path));
+	if (umount2(via, UMOUNT_NOFOLLOW | MNT_DETACH) == 0)
+		return 0;
+	return ovc_err_set(e, -errno, "umount %s (on the backing side of %s): %s", path,
+			   outer->path, strerror(errno));
 }
 
 /* Lazily unmount whatever is mounted on `path`. */
@@ -465,22 +474,34 @@ static int clean_stale(const ovc_mounts *m, const char *path, ovc_err *e)
 	return ovc_err_set(e, -EBUSY, "more than %d stale mounts stacked on %s", STALE_ROUNDS, path);
 }
 
-/* The device of the overlay mounted on `path` (the topmost FUSE mount
- * there), 0 when not found. */
-static dev_t mounted_dev(const char *path)
+/* The device of the topmost mount on `path` now (table order: the last
+ * line with that mount point; only FUSE mounts with `fuse_only`), 0 when
+ * none or unreadable. */
+static dev_t dev_at(const char *path, int fuse_only)
 {
 	struct mi *t = NULL;
 	size_t nt = 0;
 	char *buf = NULL;
 	dev_t dev = 0;
-	struct stat st;
 
 	if (mi_read(&t, &nt, &buf) == 0)
 		for (size_t i = 0; i < nt; i++)
-			if (!strcmp(t[i].mp, path) && mi_is_fuse(&t[i]))
+			if (!strcmp(t[i].mp, path) && (!fuse_only || mi_is_fuse(&t[i])))
 				dev = t[i].dev;
 	free(t);
 	free(buf);
+	return dev;
+}
+
+/* The device of the overlay `ov` just mounted on `path` (the overlay's own
+ * stat, else the topmost FUSE mount there, else stat()), 0 when unknown. */
+static dev_t overlay_dev(const ovc_overlay *ov, const char *path)
+{
+	dev_t dev = ovc_overlay_dev(ov);
+	struct stat st;
+
+	if (!dev)
+		dev = dev_at(path, 1);
 	if (!dev && stat(path, &st) == 0)
 		dev = st.st_dev;
 	return dev;
@@ -647,7 +668,7 @@ static int open_folder(const ovc_mounts *m, struct mnt *x, struct stat *st)
 		 * overlaid: the path leads through our overlay, so reach the
 		 * share from the outer folder's own descriptor (the share's
 		 * mount sits on the backing side) */
-		int fd2 = openat(outer->bfd, x->path + strlen(outer->path) + (outer->path[1] ? 1 : 0),
+		int fd2 = openat(outer->bfd, rel_below(x->path, outer->path),
 				 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
 		close(fd);
@@ -679,33 +700,16 @@ static int open_folder(const ovc_mounts *m, struct mnt *x, struct stat *st)
 	return fd;
 }
 
-/* The device of the topmost mount on `path` now (table order: the last
- * line with that mount point), 0 when none or unreadable. */
-static dev_t top_dev(const char *path)
-{
-	struct mi *t = NULL;
-	size_t nt = 0;
-	char *buf = NULL;
-	dev_t dev = 0;
-
-	if (mi_read(&t, &nt, &buf) == 0)
-		for (size_t i = 0; i < nt; i++)
-			if (!strcmp(t[i].mp, path))
-				dev = t[i].dev;
-	free(t);
-	free(buf);
-	return dev;
-}
-
-/* Unmount `ov` (mounted on `path`) when it is the topmost mount there;
- * else (taken from outside, or something is on top of it) end its session
- * without touching the path: an unmount by path takes the topmost mount,
- * which may be another overlay or the share itself. */
-static void unmount_safely(ovc_overlay *ov, const char *path)
+/* Unmount `ov` (mounted on `path` with device `dev`) when it is the
+ * topmost mount there; else (taken from outside, or something is on top
+ * of it) end its session without touching the path: an unmount by path
+ * takes the topmost mount, which may be another overlay or the share
+ * itself. */
+static void unmount_safely(ovc_overlay *ov, dev_t dev, const char *path)
 {
 	if (!ov)
 		return;
-	if (ovc_overlay_dev(ov) && top_dev(path) == ovc_overlay_dev(ov))
+	if (dev && dev_at(path, 0) == dev)
 		ovc_overlay_unmount(ov);
 	else
 		ovc_overlay_discard(ov);
@@ -715,9 +719,9 @@ static void unmount_safely(ovc_overlay *ov, const char *path)
  * a retired one; the kept folder closed. */
 static void unmount_all(struct mnt *x)
 {
-	unmount_safely(x->ov, x->path);
+	unmount_safely(x->ov, x->dev, x->path);
 	x->ov = NULL;
-	unmount_safely(x->guard, x->path);
+	unmount_safely(x->guard, x->guard_dev, x->path);
 	x->guard = NULL;
 	x->guard_dev = 0;
 	ovc_overlay_discard(x->retired);
@@ -867,7 +871,7 @@ static void mount_one(ovc_mounts *m, struct mnt *x, time_t now)
 			rc = g < 0 ? ovc_err_set(&e, -errno, "cannot open the folder again: %s", strerror(errno))
 				   : mount_instance(m, x, g, &x->guard, &e);
 			if (rc == 0) {
-				x->guard_dev = ovc_overlay_dev(x->guard);
+				x->guard_dev = overlay_dev(x->guard, x->path);
 				rc = mount_top(m, x, &e);
 			}
 		}
@@ -884,9 +888,7 @@ static void mount_one(ovc_mounts *m, struct mnt *x, time_t now)
 	}
 	x->st = M_MOUNTED;
 	x->reason[0] = '\0';
-	x->dev = ovc_overlay_dev(x->ov);
-	if (!x->dev)
-		x->dev = mounted_dev(x->path);
+	x->dev = overlay_dev(x->ov, x->path);
 	if (x->share[0])
 		ovc_log_info("%s: overlay mounted over the SMB share %s (network: no writeback "
 			     "cache, no keep_cache)", x->path, x->share);
@@ -926,7 +928,9 @@ static int drop_covered(const ovc_mounts *m, char **f, size_t *n)
 		/* a share is another file system: it gets its own (network)
 		 * overlay even inside an overlaid folder, where its mount
 		 * would otherwise bypass the outer overlay */
-		for (size_t j = 0; j < *n && !drop[i] && !ovc_mtab_find(m->o.mtab, f[i]); j++)
+		if (drop[i] || ovc_mtab_find(m->o.mtab, f[i]))
+			continue;
+		for (size_t j = 0; j < *n && !drop[i]; j++)
 			drop[i] = j != i && path_inside(f[i], f[j]) && serves_inner(m, f[j]);
 	}
 	for (size_t i = 0; i < *n; i++) {
@@ -1081,8 +1085,8 @@ static void drop_undesired(ovc_mounts *m)
  * taken as there)? */
 static int in_table(const struct mi *t, size_t nt, dev_t dev)
 {
-	if (!t)
-		return 1;
+	if (!t || !dev)
+		return 1;   /* not read, or the device is unknown: not judged */
 	for (size_t i = 0; i < nt; i++)
 		if (t[i].dev == dev)
 			return 1;
@@ -1142,7 +1146,7 @@ static void reap_dead(ovc_mounts *m, struct mnt *x, const struct mi *t, size_t n
 				 "(the one under it still serves): %s", e.msg);
 			return;
 		}
-		x->dev = ovc_overlay_dev(x->ov);
+		x->dev = overlay_dev(x->ov, x->path);
 		return;
 	}
 	if (x->share[0])
@@ -1156,7 +1160,7 @@ static void reap_dead(ovc_mounts *m, struct mnt *x, const struct mi *t, size_t n
 	if (x->guard && gone(x->guard, x->guard_dev, t, nt))
 		ovc_overlay_discard(x->guard);
 	else
-		unmount_safely(x->guard, x->path);
+		unmount_safely(x->guard, x->guard_dev, x->path);
 	x->guard = NULL;
 	x->guard_dev = 0;
 	if (x->bfd >= 0)
@@ -1232,15 +1236,16 @@ int ovc_mounts_sync(ovc_mounts *m, time_t now, int force)
 		if (!m->again)
 			break;
 	}
+	/* once a second, not at every wake-up (each control request) */
 	if (now != m->last_prune) {
 		m->last_prune = now;
-		for (size_t i = 0; i < m->n; i++)
+		for (size_t i = 0; i < m->n; i++) {
 			if (m->v[i]->nby)
 				prune_bypass(m->v[i]);
+			if (m->v[i]->ov && m->v[i]->st == M_MOUNTED)
+				ovc_overlay_resume(m->v[i]->ov);
+		}
 	}
-	for (size_t i = 0; i < m->n; i++)
-		if (m->v[i]->ov && m->v[i]->st == M_MOUNTED)
-			ovc_overlay_resume(m->v[i]->ov);
 	return 0;
 }
 

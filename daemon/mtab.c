@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,8 @@ struct ovc_mtab {
 	size_t nraw;
 	ovc_smb_mount *cur;    /* raw without the forgotten ones */
 	size_t ncur;
+	ovc_smb_mount *prev;   /* cur before the last change an update saw */
+	size_t nprev;
 	char **forgot;         /* mount points being unmounted */
 	size_t nforgot;
 	int failing;           /* the last read failed (logged once) */
@@ -45,19 +48,20 @@ static int read_text(ovc_mtab *t, uint8_t **text, size_t *len, struct stat *st)
 
 	if (!t->file)
 		return ovc_read_file(OVC_MTAB_PROC, MTAB_MAX, 0, text, len);
+	/* checked and read through one descriptor: nothing can be swapped in
+	 * between */
 	fd = open(t->file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, st) != 0) {
+	if (fstat(fd, st) != 0)
 		rc = -errno;
-		close(fd);
-		return rc;
-	}
+	else if (!S_ISREG(st->st_mode) || (st->st_uid != 0 && st->st_uid != geteuid()) ||
+		 (st->st_mode & 022))
+		rc = -EPERM;
+	else
+		rc = ovc_read_fd(fd, MTAB_MAX, 0, text, len);
 	close(fd);
-	if (!S_ISREG(st->st_mode) || (st->st_uid != 0 && st->st_uid != geteuid()) ||
-	    (st->st_mode & 022))
-		return -EPERM;
-	return ovc_read_file(t->file, MTAB_MAX, 0, text, len);
+	return rc;
 }
 
 static int forgotten(const ovc_mtab *t, const char *mp)
@@ -104,8 +108,8 @@ static void prune_forgotten(ovc_mtab *t)
 static int reread(ovc_mtab *t)
 {
 	uint8_t *text = NULL;
-	size_t len = 0, n = 0, before = t->ncur;
-	ovc_smb_mount *v = NULL, *old = NULL;
+	size_t len = 0, n = 0, nold = t->ncur;
+	ovc_smb_mount *v = NULL, *old = t->cur;
 	struct stat st = { 0 };
 	int rc = read_text(t, &text, &len, &st), changed;
 
@@ -128,13 +132,23 @@ static int reread(ovc_mtab *t)
 	t->raw = v;
 	t->nraw = n;
 	prune_forgotten(t);
-	if (before && !(old = malloc(before * sizeof(*old))))
-		return -ENOMEM;
-	if (before)
-		memcpy(old, t->cur, before * sizeof(*old));
+	t->cur = NULL;          /* `old` keeps it */
+	t->ncur = 0;
 	rc = filter(t);
-	changed = rc ? rc : (t->ncur != before || (before && memcmp(old, t->cur, before * sizeof(*old))));
-	free(old);
+	if (rc) {
+		t->cur = old;
+		t->ncur = nold;
+		t->failing = 1; /* read again at the next update */
+		return rc;
+	}
+	changed = t->ncur != nold || (nold && memcmp(old, t->cur, nold * sizeof(*old)));
+	if (changed) {
+		free(t->prev);
+		t->prev = old;
+		t->nprev = nold;
+	} else {
+		free(old);
+	}
 	return changed;
 }
 
@@ -197,6 +211,7 @@ void ovc_mtab_free(ovc_mtab *t)
 	free(t->forgot);
 	free(t->raw);
 	free(t->cur);
+	free(t->prev);
 	free(t->file);
 	free(t);
 }
@@ -234,6 +249,12 @@ const ovc_smb_mount *ovc_mtab_smb(const ovc_mtab *t, size_t *n)
 {
 	*n = t ? t->ncur : 0;
 	return t ? t->cur : NULL;
+}
+
+const ovc_smb_mount *ovc_mtab_prev(const ovc_mtab *t, size_t *n)
+{
+	*n = t->nprev;
+	return t->prev;
 }
 
 const ovc_smb_mount *ovc_mtab_find(const ovc_mtab *t, const char *mountpoint)
@@ -305,6 +326,10 @@ int ovc_smb_short_name_of(const char *a, const char *b)
 	return 0;
 }
 
+/* Resolving threads running now, and the most at once. */
+#define MAX_EXPLAIN 4
+static atomic_int explaining;
+
 struct explain {
 	ovc_smb_mount m;
 	size_t n;
@@ -368,6 +393,7 @@ static void *explain_thread(void *arg)
 	}
 	free(x->hosts);
 	free(x);
+	atomic_fetch_sub(&explaining, 1);
 	return NULL;
 }
 
@@ -383,14 +409,21 @@ void ovc_smb_explain_unmatched(const ovc_smb_mount *m, const char *const *hosts,
 			log_alias(m, hosts[i], "its short name");
 			return;
 		}
-	if (!n || !(x = calloc(1, sizeof(*x))))
-		return;
-	x->m = *m;
-	x->n = n;
-	if (!(x->hosts = calloc(n, sizeof(*x->hosts)))) {
-		free(x);
+	/* a slow DNS must not pile threads up: a few at a time, the rest
+	 * unexplained (the short-name check above still ran) */
+	if (!n || atomic_fetch_add(&explaining, 1) >= MAX_EXPLAIN) {
+		if (n)
+			atomic_fetch_sub(&explaining, 1);
 		return;
 	}
+	if (!(x = calloc(1, sizeof(*x)))) {
+		atomic_fetch_sub(&explaining, 1);
+		return;
+	}
+	x->m = *m;
+	x->n = n;
+	if (!(x->hosts = calloc(n, sizeof(*x->hosts))))
+		goto fail;
 	for (size_t i = 0; i < n; i++)
 		snprintf(x->hosts[i], sizeof(x->hosts[i]), "%s", hosts[i]);
 	if (pthread_attr_init(&at) != 0)
@@ -405,4 +438,5 @@ void ovc_smb_explain_unmatched(const ovc_smb_mount *m, const char *const *hosts,
 fail:
 	free(x->hosts);
 	free(x);
+	atomic_fetch_sub(&explaining, 1);
 }

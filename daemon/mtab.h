@@ -62,6 +62,11 @@ int ovc_mtab_update(ovc_mtab *t, int woke);
  * until the next update or forget. */
 const ovc_smb_mount *ovc_mtab_smb(const ovc_mtab *t, size_t *n);
 
+/* The SMB mounts as they were before the last change that
+ * ovc_mtab_update() reported (returned 1): what appeared and what went.
+ * Borrowed as above. */
+const ovc_smb_mount *ovc_mtab_prev(const ovc_mtab *t, size_t *n);
+
 /* The SMB mount whose mount point is `mountpoint` (normalised; the last
  * one in the table when several are stacked), or NULL. Borrowed as above. */
 const ovc_smb_mount *ovc_mtab_find(const ovc_mtab *t, const char *mountpoint);

@@ -203,7 +203,7 @@ int ovc_decide(const ovc_request *r, ovc_decision *d)
 		}
 		if (r->write && guarded)
 			return refuse(d, no_key_why(v));
-		if (r->write && r->trunc && !name_encrypts && is_copy(r))
+		if (r->write && r->trunc && is_copy(r))
 			return copy_of(r, d);
 		break;
 	}

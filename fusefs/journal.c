@@ -109,7 +109,7 @@ int ovc_journal_parse(const char *text, size_t len, ovc_journal_entry *out)
 {
 	const char *s = text, *end = text + len, *l;
 	size_t n;
-	unsigned long uid = 0;
+	uint64_t uid = 0;   /* 10 digits fit; compared before the cast */
 
 	memset(out, 0, sizeof(*out));
 	if (!(l = line(&s, end, &n)) || n != sizeof(MAGIC_LINE) - 1 || memcmp(l, MAGIC_LINE, n))
@@ -123,9 +123,9 @@ int ovc_journal_parse(const char *text, size_t len, ovc_journal_entry *out)
 	for (size_t k = 0; k < n; k++) {
 		if (l[k] < '0' || l[k] > '9')
 			return -EINVAL;
-		uid = uid * 10 + (unsigned long)(l[k] - '0');
+		uid = uid * 10 + (uint64_t)(l[k] - '0');
 	}
-	if (uid > (uid_t)-2)
+	if (uid > (uint64_t)(uid_t)-2)
 		return -EINVAL;
 	out->uid = (uid_t)uid;
 	{

@@ -65,9 +65,7 @@ struct ovc_overlay {
 	int journal_fd;              /* folder of rewrap journals, or -1 */
 	atomic_int stopping;         /* teardown: walks stop early */
 	pthread_t resume_th;         /* finishing interrupted folder moves */
-	atomic_int resume_busy;      /* resume_th runs (joined at teardown) */
-	struct resume_job *_Atomic resume_jobs; /* handed to resume_th */
-	int resume_started;
+	int resume_started;          /* resume_th not joined yet */
 	dev_t fuse_dev;              /* the mount's device */
 	dev_t it_dev;                /* the backing root's device */
 	atomic_uint_fast64_t bytes_read, bytes_written, files_opened;
@@ -711,7 +709,7 @@ static int copy_source(ovc_overlay *ov, fuse_req_t req, const struct who *w,
 	    ovc_decide_create_rule(w->view, path))
 		return 0;
 	tgid = tgid_of(fuse_req_ctx(req)->pid);
-	/* the process's threads, read before any lock is taken */
+	/* the process's threads, read before the overlays' locks are taken */
 	tids = tgid > 0 ? tids_of(tgid, &ntids) : NULL;
 	if (!tids)
 		return 0;
@@ -974,9 +972,11 @@ static int rewrite(ovc_overlay *ov, struct tls *t, struct ovc_inode *i,
 }
 
 /* Open inode `i` for the handle: the decision, the backing descriptor,
- * the encrypted state. */
+ * the encrypted state. `copy_of` (op_create, which asked already): the
+ * copy source's key id, or NULL for "not a copy"; COPY_ASK: ask here. */
+#define COPY_ASK ((const uint8_t *)1)
 static int do_open(ovc_overlay *ov, fuse_req_t req, struct ovc_inode *i,
-		   int flags, struct handle **out, int *keep_cache)
+		   int flags, const uint8_t *copy_of, struct handle **out, int *keep_cache)
 {
 	struct who w;
 	struct ovc_at pa = { .fd = -1 };
@@ -1053,8 +1053,14 @@ static int do_open(ovc_overlay *ov, fuse_req_t req, struct ovc_inode *i,
 			drop_mark(i, fd);
 		fc = s ? OVC_FC_ENC : OVC_FC_PLAIN;
 	}
-	copy = write && fc != OVC_FC_ENC && (fc != OVC_FC_PLAIN || (flags & O_TRUNC)) &&
-	       copy_source(ov, req, &w, path, ckid);
+	copy = write && fc != OVC_FC_ENC && (fc != OVC_FC_PLAIN || (flags & O_TRUNC));
+	if (copy && copy_of != COPY_ASK) {
+		copy = copy_of != NULL;
+		if (copy)
+			memcpy(ckid, copy_of, sizeof(ckid));
+	} else if (copy) {
+		copy = copy_source(ov, req, &w, path, ckid);
+	}
 	rc = decide(&w, path, fc, fc == OVC_FC_ENC ? kid : NULL, write,
 		    !!(flags & O_TRUNC), copy ? ckid : NULL, &d);
 	if (rc < 0)
@@ -1190,7 +1196,7 @@ static void op_open(fuse_req_t req, fuse_ino_t n, struct fuse_file_info *fi)
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
-	rc = do_open(ov, req, INO(ov, n), fi->flags, &h, &keep);
+	rc = do_open(ov, req, INO(ov, n), fi->flags, COPY_ASK, &h, &keep);
 	if (rc < 0) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -1393,7 +1399,7 @@ static int set_size(ovc_overlay *ov, fuse_req_t req, struct ovc_inode *i,
 		return -EINVAL;
 	if (!h) {
 		rc = do_open(ov, req, i, size == 0 ? (O_WRONLY | O_TRUNC) : O_WRONLY,
-			     &own, &keep);
+			     COPY_ASK, &own, &keep);
 		if (rc < 0)
 			return rc;
 		h = own;
@@ -1943,6 +1949,14 @@ static int journal_add(ovc_overlay *ov, uid_t uid, const ovc_key *to, const char
 	randombytes_buf(r, sizeof(r));
 	snprintf(jname, 64, "rewrap-%02x%02x%02x%02x%02x%02x%02x%02x",
 		 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+	/* claimed before the entry exists, so the resume scan (another
+	 * thread, every second) never walks it before the rename is done;
+	 * the claim lasts until this move's own walk is over */
+	if (!walk_claim(jname)) {
+		free(text);
+		jname[0] = 0;
+		return ovc_err_set(e, -EXDEV, "the rewrap journal: too many folder moves at once");
+	}
 	fd = openat(ov->journal_fd, jname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		rc = -errno;
@@ -1958,12 +1972,10 @@ static int journal_add(ovc_overlay *ov, uid_t uid, const ovc_key *to, const char
 	}
 	free(text);
 	if (rc < 0) {
+		walk_release(jname);
 		jname[0] = 0;
 		return ovc_err_set(e, rc, "the rewrap journal: %s", strerror(-rc));
 	}
-	/* a fresh random name: nobody else holds it; the claim keeps the
-	 * resume scan off it until the move's own walk is over */
-	walk_claim(jname);
 	return 0;
 }
 
@@ -2035,22 +2047,34 @@ static size_t walk_rewrap(ovc_overlay *ov, const ovc_view *v, int dfd, const ovc
 	return n;
 }
 
-/* Rewrap everything below the folder `rel` (below the mount) to `to`. */
-static size_t tree_rewrap(ovc_overlay *ov, const ovc_view *v, const char *rel, const ovc_key *to)
+/* Rewrap everything below the folder `rel` (below the mount) to `to`:
+ * 0 with the count in *n (also when the folder is gone: moved or removed
+ * since, nothing of it is left there to do), or -1 when it cannot be
+ * opened now (its journal entry must stay for a later try). */
+static int tree_rewrap(ovc_overlay *ov, const ovc_view *v, const char *rel, const ovc_key *to,
+		       size_t *n)
 {
 	ovc_err e = { 0 };
 	struct stat st;
 	int dfd = open_rel_as(ov, rel, O_RDONLY | O_DIRECTORY, &e);
 
-	if (dfd < 0) {
-		ovc_log_warn("%s/%s: the moved folder: %s", ov->mnt, rel, e.msg);
-		return 0;
-	}
-	if (fstat(dfd, &st) < 0) {
+	*n = 0;
+	if (dfd >= 0 && fstat(dfd, &st) < 0) {
+		ovc_err_set(&e, -errno, "%s", strerror(errno));
 		close(dfd);
+		dfd = -1;
+	}
+	if (dfd < 0 && e.code == -ENOENT) {
+		ovc_log_warn("%s/%s: the moved folder is gone: %s; files that were in it keep their "
+			     "key until their next write", ov->mnt, rel, e.msg);
 		return 0;
 	}
-	return walk_rewrap(ov, v, dfd, to, st.st_dev, 0);
+	if (dfd < 0) {
+		ovc_log_warn("%s/%s: the moved folder: %s (its journal entry stays)", ov->mnt, rel, e.msg);
+		return -1;
+	}
+	*n = walk_rewrap(ov, v, dfd, to, st.st_dev, 0);
+	return 0;
 }
 
 /* What a rename across places does (ovc_decide_rename); for a rewrap the
@@ -2177,10 +2201,12 @@ out:
 	if (rc == 0 && rw.jname[0]) {
 		/* renamed: now the files below, after the program has its
 		 * answer (the journal resumes this after a crash) */
-		size_t n = tree_rewrap(ov, w.view, rw.tree_rel, rw.tree_to);
+		size_t n;
 
-		if (atomic_load(&ov->stopping)) {
-			/* unmounting: the entry stays, the next agent resumes */
+		if (tree_rewrap(ov, w.view, rw.tree_rel, rw.tree_to, &n) < 0 ||
+		    atomic_load(&ov->stopping)) {
+			/* unmounting, or not reachable now: the entry stays, a
+			 * later resume finishes it */
 			walk_release(rw.jname);
 		} else {
 			ovc_log_info("%s: folder moved to a place with another rule: %zu file%s below rewrapped",
@@ -2203,7 +2229,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	ovc_decision d;
 	struct who w;
 	uint8_t ckid[OVC_KEY_ID_BYTES];
-	int rc, fd = -1, keep, err;
+	int rc, fd = -1, keep, err, copy = 0;
 
 	if (fi->flags & O_TMPFILE) {
 		fuse_reply_err(req, EOPNOTSUPP);
@@ -2217,9 +2243,11 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (rc < 0)
 		goto fail;
 	rc = abs_path(ov, p, name, path, sizeof(path));
-	if (rc == 0)
-		rc = decide(&w, path, OVC_FC_NEW, NULL, 1, 0,
-			    copy_source(ov, req, &w, path, ckid) ? ckid : NULL, &d);
+	if (rc == 0) {
+		/* asked once: do_open below takes the answer */
+		copy = copy_source(ov, req, &w, path, ckid);
+		rc = decide(&w, path, OVC_FC_NEW, NULL, 1, 0, copy ? ckid : NULL, &d);
+	}
 	who_put(&w);
 	if (rc < 0)
 		goto fail;
@@ -2247,8 +2275,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		rc = -err;
 		goto fail;
 	}
-	rc = do_open(ov, req, INO(ov, e.ino), (fi->flags & ~(O_CREAT | O_EXCL)) |
-		     ((fi->flags & O_ACCMODE) == O_RDONLY ? 0 : 0), &h, &keep);
+	rc = do_open(ov, req, INO(ov, e.ino), fi->flags & ~(O_CREAT | O_EXCL),
+		     copy ? ckid : NULL, &h, &keep);
 	if (rc < 0) {
 		ovc_itable_forget(ov->it, INO(ov, e.ino), 1);
 		goto fail;
@@ -2992,16 +3020,7 @@ static int open_parent_rel(ovc_overlay *ov, const char *rel, char name[NAME_MAX 
 	snprintf(name, NAME_MAX + 1, "%s", slash ? slash + 1 : rel);
 	if (!name[0] || !strcmp(name, ".") || !strcmp(name, ".."))
 		return ovc_err_set(e, -EINVAL, "no file name in the path");
-	if (!slash) {
-		struct ovc_at a;
-		int rc = ovc_itable_at(ov->it, ovc_itable_root(ov->it), 1, &a), fd;
-
-		if (rc < 0)
-			return ovc_err_set(e, rc, "%s: %s", ov->mnt, strerror(-rc));
-		fd = dup(a.fd);
-		ovc_itable_at_put(ov->it, &a);
-		return fd < 0 ? ovc_err_set(e, -errno, "dup: %s", strerror(errno)) : fd;
-	}
+	/* no slash: "" (the root itself) */
 	memcpy(dir, rel, dl);
 	dir[dl] = 0;
 	return open_rel_as(ov, dir, O_PATH | O_DIRECTORY, e);
@@ -3350,11 +3369,18 @@ struct resume_job {
 
 /* The resume thread: walks each job with the view of its user then (the
  * key still held), removes its entry, and ends. */
+struct resume_run {
+	ovc_overlay *ov;
+	struct resume_job *jobs;
+};
+
 static void *resume_main(void *arg)
 {
-	ovc_overlay *ov = arg;
-	struct resume_job *j = atomic_load(&ov->resume_jobs), *next;
+	struct resume_run *run = arg;
+	ovc_overlay *ov = run->ov;
+	struct resume_job *j = run->jobs, *next;
 
+	free(run);
 	for (; j; j = next) {
 		ovc_view *v = ovc_views_get(ov->views, j->uid);
 		const ovc_key *to = v && v->state == OVC_VIEW_READY && v->keys
@@ -3362,9 +3388,9 @@ static void *resume_main(void *arg)
 
 		next = j->next;
 		if (to && !atomic_load(&ov->stopping)) {
-			size_t k = tree_rewrap(ov, v, j->rel, to);
+			size_t k;
 
-			if (!atomic_load(&ov->stopping)) {
+			if (tree_rewrap(ov, v, j->rel, to, &k) == 0 && !atomic_load(&ov->stopping)) {
 				ovc_log_info("%s/%s: a folder move interrupted before: %zu file%s below rewrapped now",
 					     ov->mnt, j->rel, k, k == 1 ? "" : "s");
 				journal_done(ov, j->name);
@@ -3377,8 +3403,6 @@ static void *resume_main(void *arg)
 		ovc_view_put(v);
 		free(j);
 	}
-	atomic_store(&ov->resume_jobs, NULL);
-	atomic_store(&ov->resume_busy, 0);
 	return NULL;
 }
 
@@ -3387,14 +3411,16 @@ size_t ovc_overlay_resume(ovc_overlay *ov)
 	DIR *d;
 	struct dirent *de;
 	struct resume_job *jobs = NULL;
+	struct resume_run *run;
 	size_t found = 0;
 	int dfd;
 
-	if (ov->journal_fd < 0 || atomic_load(&ov->resume_busy) || atomic_load(&ov->stopping))
+	if (ov->journal_fd < 0 || atomic_load(&ov->stopping))
 		return 0;
 	if (ov->resume_started) {
-		/* the last one ended: reap it before a new one */
-		pthread_join(ov->resume_th, NULL);
+		/* still walking: nothing new; else reap it before a new one */
+		if (pthread_tryjoin_np(ov->resume_th, NULL) != 0)
+			return 0;
 		ov->resume_started = 0;
 	}
 	dfd = openat(ov->journal_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -3456,11 +3482,13 @@ size_t ovc_overlay_resume(ovc_overlay *ov)
 	closedir(d);
 	if (!jobs)
 		return 0;
-	atomic_store(&ov->resume_jobs, jobs);
-	atomic_store(&ov->resume_busy, 1);
-	if (pthread_create(&ov->resume_th, NULL, resume_main, ov) != 0) {
-		atomic_store(&ov->resume_busy, 0);
-		atomic_store(&ov->resume_jobs, NULL);
+	run = malloc(sizeof(*run));
+	if (run) {
+		run->ov = ov;
+		run->jobs = jobs;
+	}
+	if (!run || pthread_create(&ov->resume_th, NULL, resume_main, run) != 0) {
+		free(run);
 		while (jobs) {
 			struct resume_job *nx = jobs->next;
 

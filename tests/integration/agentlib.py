@@ -570,6 +570,13 @@ class Agent:
             assert rc == 0, f"overcryptd exited {rc} after SIGTERM:\n{log}"
         return rc
 
+    def kill9(self):
+        """SIGKILL: no clean-up at all; the process is reaped."""
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        self.proc = None
+        self.log_file.close()
+
     def restart(self):
         self.stop()
         return self.start()

@@ -181,13 +181,6 @@ class MAgent(Agent):
         with open(self.config, "a") as f:
             f.write("\n".join(lines) + "\n")
 
-    def kill9(self):
-        """SIGKILL: no clean-up at all; the process is reaped."""
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-        self.proc = None
-        self.log_file.close()
-
     def mount(self, path, st=None):
         st = st or self.raw_status()
         for m in st["mounts"]:

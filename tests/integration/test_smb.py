@@ -20,16 +20,14 @@ lands there is what the server would store.
   a sub-path rule governs only its folder; a share mounted under a short
   name, or under an address that a rule's host resolves to, matches no rule
   and is logged as such."""
-import json
 import os
-import pathlib
 import subprocess
 import time
 
 import pytest
 
 from agentlib import Org, enroll, serve, stop_all
-from test_mounts import MAgent, lazy_unmount_under, mounts_table, overlays, wait_for
+from test_mounts import MAgent, lazy_unmount_under, mounts_table, wait_for
 
 
 TAIL = """
@@ -149,6 +147,15 @@ def started(sagent):
     return a
 
 
+def marketing_up(sagent, shares):
+    """An unlocked agent, and //files.corp.local/marketing mounted on mnt/mkt
+    with its pair of overlays on it."""
+    a = started(sagent)
+    mkt = shares.add("mkt", "//files.corp.local/marketing")
+    wait_for(lambda: stacked(mkt) == 2, "two overlays on the share", log=a.log)
+    return a, mkt
+
+
 # --- the whole flow ----------------------------------------------------------------------
 
 def test_share_appears_is_encrypted_and_goes_away(sagent, shares):
@@ -186,9 +193,7 @@ def test_share_appears_is_encrypted_and_goes_away(sagent, shares):
 
 
 def test_plain_umount_takes_only_the_top_overlay(sagent, shares):
-    a = started(sagent)
-    mkt = shares.add("mkt", "//files.corp.local/marketing")
-    wait_for(lambda: stacked(mkt) == 2, "two overlays on the share", log=a.log)
+    a, mkt = marketing_up(sagent, shares)
     with open(mkt / "before.txt", "w") as f:
         f.write("before\n")
     subprocess.run(["umount", str(mkt)], check=True)
@@ -209,9 +214,7 @@ def test_plain_umount_takes_only_the_top_overlay(sagent, shares):
 
 
 def test_overcrypt_unmount_takes_overlays_then_share(sagent, shares):
-    a = started(sagent)
-    mkt = shares.add("mkt", "//files.corp.local/marketing")
-    wait_for(lambda: stacked(mkt) == 2, "two overlays on the share", log=a.log)
+    a, mkt = marketing_up(sagent, shares)
 
     # refused while a file is open; nothing unmounted
     f = open(mkt / "open.txt", "w")
@@ -254,7 +257,6 @@ def test_matching_case_user_and_sub_path(sagent, shares):
              log=a.log)
     # the rule's folder did not exist: made now, it is covered from its first file
     (fin / "reports").mkdir()
-    assert stacked(fin / "reports") == 0
     (up / "a.txt").write_text("a\n")
     (fin / "reports" / "q3.txt").write_text("q3\n")
     (fin / "other" / "note.txt").write_text("not under the rule\n")
@@ -262,6 +264,9 @@ def test_matching_case_user_and_sub_path(sagent, shares):
     assert encrypted(shares.srv / "up" / "a.txt")
     assert encrypted(shares.srv / "fin" / "reports" / "q3.txt")
     assert (shares.srv / "fin" / "other" / "note.txt").read_text() == "not under the rule\n"
+    # the rule's folder is served by the share's overlay, never one of its own
+    time.sleep(1.5)
+    assert stacked(fin / "reports") == 0
     m = a.mount(fin)
     assert m["share"]["source"] == "//files.corp.local/finance", m
     assert m["share"]["rules"] == [{"asset": "reports",
@@ -288,9 +293,7 @@ def test_share_under_another_name_is_logged(sagent, shares, before):
 
 
 def test_lazy_umount_keeps_open_files_working(sagent, shares):
-    a = started(sagent)
-    mkt = shares.add("mkt", "//files.corp.local/marketing")
-    wait_for(lambda: stacked(mkt) == 2, "two overlays on the share", log=a.log)
+    a, mkt = marketing_up(sagent, shares)
     f = open(mkt / "held.txt", "w")
     try:
         f.write("first\n")
@@ -350,9 +353,7 @@ def test_other_clients_writes_are_seen(sagent, shares):
 
 
 def test_killed_agent_stale_pair_cleaned_share_kept(sagent, shares):
-    a = started(sagent)
-    mkt = shares.add("mkt", "//files.corp.local/marketing")
-    wait_for(lambda: stacked(mkt) == 2, "two overlays on the share", log=a.log)
+    a, mkt = marketing_up(sagent, shares)
     a.kill9()
     assert stacked(mkt) == 2   # dead now: "Transport endpoint is not connected"
     a.start()

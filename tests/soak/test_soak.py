@@ -10,7 +10,6 @@ import os
 import random
 import time
 
-from agentlib import set_setting
 from overlaylib import MARK, overlay_env
 from test_model import Model
 
@@ -54,10 +53,7 @@ def test_soak(soak_overlay, tmp_path, build):
             if now >= nxt["refresh"]:
                 # a new policy (another setting), fetched while handles are open
                 interval = "2h" if interval == "1h" else "1h"
-                set_setting(ov.org.conf(), "refresh_interval", interval)
-                ov.org.publish(ov.tmp / "published")
-                p = ov.agent.refresh()
-                assert p.returncode == 0, p.out + p.err
+                ov.set_policy_setting("refresh_interval", interval)
                 counts["refreshes"] += 1
                 nxt["refresh"] = now + REFRESH_S
             if now >= nxt["lock"] or now >= nxt["restart"]:

@@ -578,9 +578,6 @@ static void test_repair(void **state)
 }
 
 
-/* A growing write the backing file system refuses part-way (EFBIG here,
- * through RLIMIT_FSIZE; ENOSPC alike) leaves the file readable at its old
- * size, the data before intact. */
 static const ovc_key *lookup_only(void *ctx, const uint8_t id[OVC_KEY_ID_BYTES])
 {
 	const ovc_key *k = ctx;
@@ -629,6 +626,9 @@ static void test_rewrap(void **state)
 	close(fd);
 }
 
+/* A growing write the backing file system refuses part-way (EFBIG here,
+ * through RLIMIT_FSIZE; ENOSPC alike) leaves the file readable at its old
+ * size, the data before intact. */
 static void test_failed_growth_settles(void **state)
 {
 	uint8_t data[4096 + 100], out[1 << 16];

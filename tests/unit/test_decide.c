@@ -223,7 +223,8 @@ static int ren(const ovc_view *v, const char *src, const char *dst,
 /* Renames: within one rule's class as they are; an encrypted file into
  * another encrypting place rewrapped; into a place with no rule kept
  * encrypted with persistent encryption, else EXDEV; plaintext across,
- * exchanges across, folders between two encrypting rules: EXDEV. */
+ * exchanges across: EXDEV; folders between two encrypting rules: renamed,
+ * the files below rewrapped (REWRAP_TREE). */
 static void test_rename(void **state)
 {
 	ovc_view *v = pview(OVC_VIEW_READY, 1), *nop = pview(OVC_VIEW_READY, 0);
